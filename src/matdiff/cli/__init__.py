@@ -1,0 +1,1 @@
+"""Command-line interface: a thin layer that wires the library stages together."""
