@@ -2,10 +2,10 @@
 
 import typer
 
-from matdiff.cli import dataset, materials
+from matdiff.cli import dataset, design, materials, optimize_noise, sample, styles, train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for module in (dataset, materials):
+for module in (dataset, design, materials, optimize_noise, sample, styles, train):
     module.register(app)
 
 

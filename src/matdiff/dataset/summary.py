@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from matdiff.dataset.store import ParticleDataset, chunk_range
+from matdiff.figures import field_grid_png
 from matdiff.materials import Catalogue
 
 
@@ -66,27 +65,9 @@ def summary_rows(dataset: ParticleDataset, catalogue: Catalogue | None = None) -
     ]
 
 
-def e_channel_images(dataset: ParticleDataset, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sample indices (k,) and their normalized E images (k, size, size); 3D: the middle z slice."""
-    indices = np.flatnonzero(written_samples(dataset))[:count]
-    fields = dataset.fields.oindex[indices]
-    images = fields[:, 0] if dataset.attrs["dim"] == 2 else fields[:, 0, dataset.attrs["size"] // 2]
-    return indices, images
-
-
 def save_sample_grid(dataset: ParticleDataset, path: str | Path, count: int = 16) -> Path:
     """Write a PNG grid of the first `count` written samples' normalized E channel; returns the path."""
-    indices, images = e_channel_images(dataset, count)
-    columns = max(1, math.ceil(math.sqrt(len(indices))))
-    rows = max(1, math.ceil(len(indices) / columns))
-    figure = Figure(figsize=(2 * columns, 2 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for ax, index, image in zip(axes, indices, images, strict=False):
-        ax.imshow(image, vmin=-1, vmax=1, cmap="viridis", origin="lower")
-        ax.set_title(f"#{index}", fontsize=8)
-    for ax in axes:
-        ax.set_axis_off()
-    slice_note = ", middle z slice" if dataset.attrs["dim"] == 3 else ""
-    figure.suptitle(f"normalized E{slice_note}", fontsize=9)
-    figure.savefig(path, dpi=100)
-    return Path(path)
+    indices = np.flatnonzero(written_samples(dataset))[:count]
+    note = ", middle z slice" if dataset.attrs["dim"] == 3 else ""
+    captions = [f"#{i}" for i in indices]
+    return field_grid_png(path, dataset.fields.oindex[indices], captions, f"normalized E{note}")

@@ -1,0 +1,263 @@
+"""Training loop: AdamW + cosine warm-up, grad-norm clipping, EMA, periodic atomic checkpoints, exact resume.
+
+``train(data, out, ...)`` trains a preset on a zarr field store and writes ``out/checkpoints/step_*/``
+(see ``checkpoint``), ``out/train_log.jsonl`` (one line per ``log_every`` steps: step, mean loss, lr,
+seconds per step). Re-running with the same ``out`` resumes from the latest checkpoint at the same step,
+with the same optimizer, LR-scheduler, EMA and RNG states and the same data order (the batch of step k is a
+function of (seed, k)), so 2 + 2 steps give bit-identical weights to 4 steps on the same device.
+
+Loss: mean squared error between the UNet output and the target of the schedule's prediction type
+(v = sqrt(a) eps - sqrt(1 - a) x0 for seed A, eps for seed B), timesteps uniform in 0..T-1. Mixed precision
+(bfloat16 autocast) only on CUDA devices that support it; CPU runs in float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from tqdm.auto import tqdm
+
+from matdiff.diffusion.checkpoint import (
+    RAW_WEIGHTS,
+    TRAIN_STATE,
+    WEIGHTS,
+    CheckpointError,
+    build_unet,
+    checkpoint_dirs,
+    load_weights,
+    read_config,
+    save_checkpoint,
+)
+from matdiff.diffusion.data import BatchStream, data_normalization, open_fields
+from matdiff.diffusion.presets import get_preset
+from matdiff.diffusion.schedule import add_noise, alphas_cumprod, training_target
+from matdiff.diffusion.unet import UNet
+
+#: Training arguments that fix the optimization trajectory: a resumed run must use the same values.
+TRAJECTORY_ARGS = ("preset", "batch", "lr", "warmup", "ema", "seed", "cache_bytes")
+
+
+@dataclass
+class TrainResult:
+    """What one ``train`` call did: the run folder, the step reached, this call's per-step losses."""
+
+    out: Path
+    step: int
+    losses: list[float] = field(default_factory=list)
+    checkpoint: Path | None = None
+    seconds: float = 0.0
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> cuda when available, else cpu; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- d ema + (1 - d) model with d = min(decay, (1 + step) / (10 + step)) (diffusers' EMA warm-up)."""
+    d = min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+            p_ema.lerp_(p, 1 - d)
+        for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
+
+
+def _model_config(preset: str, unet: UNet, scheduler: dict, fields: Any, attrs: dict, data: Path) -> dict:
+    """The config.json content describing the model and its data (training args and step added later)."""
+    spatial = list(fields.shape[2:])
+    return {
+        "format": "matdiff-diffusion",
+        "version": 1,
+        "preset": preset,
+        "unet": unet.config,
+        "scheduler": scheduler,
+        "prediction_type": scheduler["prediction_type"],
+        "dim": len(spatial),
+        "size": spatial[0] if len(set(spatial)) == 1 else None,
+        "spatial": spatial,
+        "channels": int(fields.shape[1]),
+        "catalogue_hash": attrs.get("catalogue_hash"),
+        "normalization": data_normalization(attrs),
+        "data": {"path": str(data), "n": int(fields.shape[0]), "attrs": attrs},
+    }
+
+
+def _resolve_args(preset: str, given: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """Training args: explicit values, else the resumed run's, else the preset's; clashes raise."""
+    if previous is None:
+        defaults = get_preset(preset)["training"]
+        return {k: (defaults.get(k) if v is None else v) for k, v in given.items()}
+    args = {k: (previous.get(k) if v is None else v) for k, v in given.items()}
+    conflicts = {k: (previous[k], args[k]) for k in TRAJECTORY_ARGS
+                 if k in previous and previous[k] != args[k]}
+    if conflicts:
+        raise CheckpointError(f"cannot resume: arguments differ from the run's checkpoint (was, now): "
+                              f"{conflicts}")
+    return args
+
+
+def _resume_state(run: Path) -> tuple[Path | None, dict[str, Any] | None]:
+    """(latest checkpoint directory, its config) of a run folder, or (None, None) for a fresh run."""
+    found = checkpoint_dirs(run)
+    if not found:
+        return None, None
+    return found[-1], read_config(found[-1])
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    preset: str = "seedA-2d",
+    steps: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    warmup: int | None = None,
+    ema: float | None = None,
+    ckpt_every: int = 1000,
+    seed: int | None = None,
+    device: str | torch.device = "auto",
+    unet_overrides: dict[str, Any] | None = None,
+    log_every: int = 50,
+    keep: int = 2,
+    stop_after: int | None = None,
+    time_limit: float | None = None,
+    cache_bytes: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) a diffusion prior on the zarr store ``data``, writing checkpoints under ``out``.
+
+    Unset arguments come from the resumed checkpoint, else from the preset ("training" defaults; seed 0).
+    ``stop_after`` (steps) and ``time_limit`` (seconds) end this call early with a checkpoint; calling again
+    continues. The UNet's channel count follows the data. Returns a TrainResult.
+    """
+    out, data = Path(out), Path(data)
+    started = time.perf_counter()
+    last_ckpt, previous = _resume_state(out)
+    preset = previous["preset"] if previous else preset
+    given = dict(preset=preset, steps=steps, batch=batch, lr=lr, warmup=warmup, ema=ema,
+                 seed=seed, cache_bytes=cache_bytes)
+    args = _resolve_args(preset, given, previous["training"] if previous else None)
+    args["seed"] = 0 if args["seed"] is None else args["seed"]
+    args["cache_bytes"] = args["cache_bytes"] or 2**30
+    dev = resolve_device(device)
+
+    fields, attrs = open_fields(data)
+    stream = BatchStream(fields, args["batch"], args["seed"], cache_bytes=args["cache_bytes"])
+    torch.manual_seed(args["seed"])
+    if previous:
+        unet = build_unet(previous)
+        config = previous
+    else:
+        spec = get_preset(preset)
+        unet_kwargs = {**spec["unet"], **(unet_overrides or {}),
+                       "in_channels": int(fields.shape[1]), "out_channels": int(fields.shape[1])}
+        if fields.ndim - 2 != unet_kwargs["spatial_dims"]:
+            raise ValueError(f"preset {preset!r} is {unet_kwargs['spatial_dims']}D but the data {data} is "
+                             f"{fields.ndim - 2}D (fields {tuple(fields.shape)})")
+        unet = UNet(**unet_kwargs)
+        config = _model_config(preset, unet, spec["scheduler"], fields, attrs, data)
+    if list(fields.shape[1:]) != [config["channels"], *config["spatial"]]:
+        raise CheckpointError(f"data {tuple(fields.shape[1:])} does not match the run's "
+                              f"{[config['channels'], *config['spatial']]}")
+    if attrs.get("catalogue_hash") != config.get("catalogue_hash"):
+        raise CheckpointError(f"data {data} was normalized with another catalogue than the run's")
+    unet.to(dev).train()
+    ema_unet = copy.deepcopy(unet).requires_grad_(False)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=args["lr"])
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, args["warmup"], args["steps"])
+    generator = torch.Generator(dev).manual_seed(args["seed"])
+    step = 0
+    if last_ckpt is not None:
+        step = _load_train_state(last_ckpt, unet, ema_unet, optimizer, lr_schedule, generator)
+
+    abar = alphas_cumprod(config["scheduler"]).to(dev)
+    prediction, T = config["prediction_type"], len(abar)
+    amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+    end = args["steps"] if stop_after is None else min(args["steps"], step + stop_after)
+    result = TrainResult(out=out, step=step, checkpoint=last_ckpt)
+    log, window = out / "train_log.jsonl", []
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=args["steps"], initial=step, desc=f"train {preset}", disable=not progress)
+    tick = time.perf_counter()
+    while step < end:
+        x0 = torch.from_numpy(stream.batch(step)).to(dev, non_blocking=True)
+        t = torch.randint(0, T, (x0.shape[0],), generator=generator, device=dev)
+        noise = torch.randn(x0.shape, generator=generator, device=dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            output = unet(add_noise(x0, noise, t, abar), t)
+        loss = F.mse_loss(output.float(), training_target(x0, noise, t, abar, prediction))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        lr_schedule.step()
+        ema_update(ema_unet, unet, args["ema"], step)
+        step += 1
+        result.losses.append(loss.item())
+        window.append(result.losses[-1])
+        bar.update(1)
+        bar.set_postfix(loss=f"{sum(window) / len(window):.4f}")
+        if step % log_every == 0 or step == end:
+            now = time.perf_counter()
+            _append_log(log, step, window, lr_schedule.get_last_lr()[0], (now - tick) / len(window))
+            window, tick = [], now
+        out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
+        if step % ckpt_every == 0 or step == end or out_of_time:
+            config = {**config, "training": args, "step": step}
+            result.checkpoint = _save(out, config, ema_unet, unet, optimizer, lr_schedule, generator, step,
+                                      keep)
+        if out_of_time:
+            break
+    bar.close()
+    result.step, result.seconds = step, time.perf_counter() - started
+    return result
+
+
+def _append_log(path: Path, step: int, losses: list[float], lr: float, sec_per_step: float) -> None:
+    """Append one JSON line (step, mean loss over the window, lr, seconds per step) to the run log."""
+    record = {"step": step, "loss": sum(losses) / len(losses), "lr": lr, "sec_per_step": sec_per_step,
+              "time": time.time()}
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _save(out: Path, config: dict, ema_unet: UNet, unet: UNet, optimizer, lr_schedule, generator,
+          step: int, keep: int) -> Path:
+    """Write checkpoint ``step`` atomically and delete all but the newest ``keep`` checkpoints."""
+    state = {"step": step, "optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict(),
+             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    path = save_checkpoint(out / "checkpoints" / f"step_{step:08d}", config, ema_unet, unet, state)
+    stale = checkpoint_dirs(out)[:-keep] + list((out / "checkpoints").glob("*.tmp"))  # interrupted saves
+    for old in stale:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _load_train_state(directory: Path, unet: UNet, ema_unet: UNet, optimizer, lr_schedule, generator) -> int:
+    """Restore weights, EMA, optimizer, LR-schedule and RNG states from a checkpoint; returns its step."""
+    load_weights(unet, directory / RAW_WEIGHTS)
+    load_weights(ema_unet, directory / WEIGHTS)
+    try:
+        state = torch.load(directory / TRAIN_STATE, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError) as err:
+        raise CheckpointError(f"cannot restore training state from {directory / TRAIN_STATE}: {err}") from err
+    return int(state["step"])

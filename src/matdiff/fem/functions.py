@@ -1,0 +1,121 @@
+"""Custom autograd Functions with implicit (equilibrium) derivatives w.r.t. element Lame parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .grid import gather, scatter
+from .problems import WarmStart, affine_solve, build_system, check_converged, periodic_solve
+
+
+@dataclass
+class SolveConfig:
+    """Solver options carried through an autograd Function (not differentiable)."""
+
+    solver: str = "auto"
+    rtol: float | None = None
+    maxiter: int | None = None
+    warm: WarmStart | None = None
+    tag: str = ""  # batch-chunk suffix of the warm-start keys
+
+    def initial(self, key: str, like: torch.Tensor) -> torch.Tensor | None:
+        """Warm-start field for key shaped like `like`, if the caller keeps one."""
+        if self.warm is None:
+            return None
+        return self.warm.get(key + self.tag, like.shape, like.dtype, like.device)
+
+    def record(self, key: str, x: torch.Tensor, info) -> None:
+        """Store a solution in the caller's warm-start state."""
+        if self.warm is not None:
+            self.warm.put(key + self.tag, x, info)
+
+
+def _sum64(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Sum with float64 accumulation, cast back to x's dtype."""
+    return torch.sum(x, dim=dims, dtype=torch.float64).to(x.dtype)
+
+
+class AffineEnergy(torch.autograd.Function):
+    """(W2, L) under u = X on the boundary (eps0 = 1), interior in equilibrium, for Lame fields (B, *el):
+
+    W2 = u^T K u (twice the strain energy, GPa x volume), L = sum_e c_e int_e div u for element
+    weights c (B, *el).
+    dW2/dtheta = u^T dK/dtheta u (no adjoint); L needs one adjoint solve K_ff z = g_f with the same solver.
+    """
+
+    @staticmethod
+    def forward(ctx, lam: torch.Tensor, mu: torch.Tensor, c: torch.Tensor, cfg: SolveConfig):
+        ctx.set_materialize_grads(False)
+        lam, mu = lam.detach(), mu.detach()
+        system, dvec = build_system(lam, mu, False, cfg.solver, cfg.rtol, cfg.maxiter)
+        b = lam.shape[0]
+        shape = (b, 1, len(system.op.el_shape), *system.mask.shape[3:])
+        x0 = cfg.initial("affine", torch.empty(shape, dtype=lam.dtype, device=lam.device))
+        v, um, info = affine_solve(system, 1.0, x0)
+        check_converged(info, "bulk modulus (affine BC) solve")
+        cfg.record("affine", v, info)
+        ue = um[None, :, :, None] + gather(v, False)  # (B, 1, n_loc, n_el), translation-free element vectors
+        w2 = _sum64(ue * system.op.element_forces(ue), (1, 2, 3))
+        div = torch.matmul(dvec, ue[:, 0])  # (B, n_el), int_e div u
+        ell = _sum64(c.reshape(b, -1) * div, (1,))
+        ctx.save_for_backward(v, um, c)
+        ctx.system, ctx.dvec, ctx.cfg = system, dvec, cfg
+        return w2, ell
+
+    @staticmethod
+    def backward(ctx, g_w2, g_ell):
+        v, um, c = ctx.saved_tensors
+        system, dvec = ctx.system, ctx.dvec
+        b, el = v.shape[0], system.op.el_shape
+        ue = um[None, :, :, None] + gather(v, False)
+        w = torch.zeros_like(ue) if g_w2 is None else g_w2.view(b, 1, 1, 1) * ue
+        grad_c = None
+        if g_ell is not None:
+            ge = c.reshape(b, 1, 1, -1) * dvec.view(1, 1, -1, 1)
+            rhs = system.mask * scatter(ge, el, False)
+            z, info = system.solve(rhs, ctx.cfg.initial("adjoint", rhs))
+            check_converged(info, "bulk modulus adjoint solve")
+            ctx.cfg.record("adjoint", z, info)
+            w = w - g_ell.view(b, 1, 1, 1) * gather(z, False)
+            grad_c = (g_ell.view(b, 1) * torch.matmul(dvec, ue[:, 0])).reshape(c.shape)
+        grad_lam = _sum64(w * torch.matmul(system.op.k_lam, ue), (1, 2)).reshape(b, *el)
+        grad_mu = _sum64(w * torch.matmul(system.op.k_mu, ue), (1, 2)).reshape(b, *el)
+        return grad_lam, grad_mu, grad_c, None
+
+
+class PeriodicStiffness(torch.autograd.Function):
+    """Homogenized stiffness C (B, R, R), Voigt order, engineering shear, periodic BCs, unit cell volume 1.
+
+    C_rs = sum_e (u^r_e)^T k_e u^s_e with u^r = macro strain r + periodic fluctuation; gradient from the
+    mutual energies dC_rs/dtheta_e = (u^r_e)^T dk_e/dtheta u^s_e (no adjoint).
+    """
+
+    @staticmethod
+    def forward(ctx, lam: torch.Tensor, mu: torch.Tensor, cfg: SolveConfig):
+        lam, mu = lam.detach(), mu.detach()
+        system, _ = build_system(lam, mu, True, cfg.solver, cfg.rtol, cfg.maxiter)
+        prev = None if cfg.warm is None else cfg.warm.fields.get("periodic" + cfg.tag)
+        x0 = None
+        if prev is not None and prev.shape[0] == lam.shape[0] and prev.shape[3:] == lam.shape[1:]:
+            x0 = prev.to(dtype=lam.dtype, device=lam.device)
+        w, um, info = periodic_solve(system, x0)
+        check_converged(info, "homogenized stiffness (periodic) solve")
+        cfg.record("periodic", w, info)
+        u = gather(w, True) + um[None, :, :, None]
+        c = torch.einsum("brkn,bskn->brs", u, system.op.element_forces(u))
+        ctx.save_for_backward(w, um)
+        ctx.op = system.op
+        return 0.5 * (c + c.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        w, um = ctx.saved_tensors
+        op = ctx.op
+        u = gather(w, True) + um[None, :, :, None]
+        gu = torch.einsum("brs,brkn->bskn", 0.5 * (g + g.transpose(1, 2)), u)
+        b = u.shape[0]
+        grad_lam = _sum64(gu * torch.matmul(op.k_lam, u), (1, 2)).reshape(b, *op.el_shape)
+        grad_mu = _sum64(gu * torch.matmul(op.k_mu, u), (1, 2)).reshape(b, *op.el_shape)
+        return grad_lam, grad_mu, None

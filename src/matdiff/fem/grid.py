@@ -1,0 +1,139 @@
+"""Structured-grid index operations: element gather/scatter, masks, affine fields, grid transfer.
+
+A nodal field is a tensor (B, R, d, *nodes): batch, right-hand sides (load cases), displacement
+components in array axis order, and nodes. Dirichlet grids have n+1 nodes per axis, periodic grids n
+(node n is node 0). Element vectors are (B, R, n_loc, n_el) with the local order of ``elements``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .elements import corner_offsets
+
+
+def node_shape(el_shape: tuple[int, ...], periodic: bool) -> tuple[int, ...]:
+    """Nodes per axis of a grid with el_shape elements."""
+    return tuple(el_shape) if periodic else tuple(m + 1 for m in el_shape)
+
+
+def _take(x: torch.Tensor, axis: int, index: slice | int) -> torch.Tensor:
+    """x indexed along one axis."""
+    return x[(slice(None),) * axis + (index,)]
+
+
+def wrap_pad(u: torch.Tensor, n_spatial: int) -> torch.Tensor:
+    """Append the first node slice at the end of every spatial axis (periodic -> closed grid)."""
+    for ax in range(u.ndim - n_spatial, u.ndim):
+        u = torch.cat([u, u.narrow(ax, 0, 1)], dim=ax)
+    return u
+
+
+def fold(u: torch.Tensor, n_spatial: int) -> torch.Tensor:
+    """Add the last node slice of every spatial axis onto the first and drop it (closed -> periodic grid)."""
+    for ax in range(u.ndim - n_spatial, u.ndim):
+        m = u.shape[ax] - 1
+        u = torch.cat([u.narrow(ax, 0, 1) + u.narrow(ax, m, 1), u.narrow(ax, 1, m - 1)], dim=ax)
+    return u
+
+
+def gather(u: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """Element vectors (B, R, n_loc, n_el) from a nodal field (B, R, d, *nodes)."""
+    d = u.ndim - 3
+    if periodic:
+        u = wrap_pad(u, d)
+    el = [s - 1 for s in u.shape[3:]]
+    parts = [u[(Ellipsis, *(slice(o, o + m) for o, m in zip(off, el, strict=True)))]
+             for off in corner_offsets(d)]
+    return torch.stack(parts, dim=2).reshape(u.shape[0], u.shape[1], -1, int(np.prod(el)))
+
+
+def scatter(fe: torch.Tensor, el_shape: tuple[int, ...], periodic: bool) -> torch.Tensor:
+    """Nodal field (B, R, d, *nodes) summing element vectors (B, R, n_loc, n_el) onto their nodes."""
+    d = len(el_shape)
+    b, r = fe.shape[:2]
+    fe = fe.reshape(b, r, 2**d, d, *el_shape)
+    out = fe.new_zeros(b, r, d, *(m + 1 for m in el_shape))
+    for k, off in enumerate(corner_offsets(d)):
+        out[(Ellipsis, *(slice(o, o + m) for o, m in zip(off, el_shape, strict=True)))] += fe[:, :, k]
+    return fold(out, d) if periodic else out
+
+
+def free_mask(el_shape: tuple[int, ...], periodic: bool, dtype: torch.dtype, device) -> torch.Tensor:
+    """1 on free nodes, 0 on fixed ones, (1, 1, 1, *nodes): boundary (Dirichlet) or node 0 (periodic)."""
+    shape = node_shape(el_shape, periodic)
+    mask = torch.ones(shape, dtype=dtype, device=device)
+    if periodic:
+        mask[(0,) * len(shape)] = 0
+    else:
+        for ax in range(len(shape)):
+            mask[(slice(None),) * ax + (0,)] = 0
+            mask[(slice(None),) * ax + (-1,)] = 0
+    return mask[None, None, None]
+
+
+def affine_field(el_shape: tuple[int, ...], strain: torch.Tensor) -> torch.Tensor:
+    """Nodal field u = strain @ X on the closed grid, shape (R, d, *nodes); strain (R, d, d) in axis order."""
+    d = len(el_shape)
+    axes = [torch.arange(m + 1, dtype=strain.dtype, device=strain.device) / m for m in el_shape]
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (d, *nodes), unit cell
+    return torch.einsum("rij,j...->ri...", strain, x).reshape(strain.shape[0], d, *x.shape[1:])
+
+
+def element_affine(el_shape: tuple[int, ...], strain: torch.Tensor) -> torch.Tensor:
+    """Element vector of u = strain @ (X - X_corner0), shape (R, n_loc): same in every element."""
+    d = len(el_shape)
+    h = torch.tensor([1.0 / m for m in el_shape], dtype=strain.dtype, device=strain.device)
+    off = torch.as_tensor(corner_offsets(d), dtype=strain.dtype, device=strain.device) * h  # (nc, d)
+    return torch.einsum("rij,cj->rci", strain, off).reshape(strain.shape[0], -1)
+
+
+def element_dofs(el_shape: tuple[int, ...], periodic: bool) -> np.ndarray:
+    """Global dof index (n_el, n_loc) with dof = comp * n_nodes + flat node index (matches (d, *nodes))."""
+    d = len(el_shape)
+    nodes = node_shape(el_shape, periodic)
+    idx = np.stack(np.meshgrid(*[np.arange(m) for m in el_shape], indexing="ij"), -1).reshape(-1, 1, d)
+    corner = idx + corner_offsets(d)[None]  # (n_el, nc, d)
+    if periodic:
+        corner = corner % np.array(nodes)
+    flat = np.ravel_multi_index(tuple(np.moveaxis(corner, -1, 0)), nodes)  # (n_el, nc)
+    n_nodes = int(np.prod(nodes))
+    return (flat[:, :, None] + n_nodes * np.arange(d)[None, None]).reshape(len(flat), -1)
+
+
+def children(x: torch.Tensor, el_shape: tuple[int, ...]) -> torch.Tensor:
+    """Per-element data (B, n_el, *rest) grouped by coarse element: (B, n_el_coarse, 2^d, *rest)."""
+    d = len(el_shape)
+    b, rest = x.shape[0], x.shape[2:]
+    split = [s for m in el_shape for s in (m // 2, 2)]
+    x = x.reshape(b, *split, *rest)
+    perm = [0] + [1 + 2 * a for a in range(d)] + [2 + 2 * a for a in range(d)]
+    perm += list(range(1 + 2 * d, x.ndim))
+    return x.permute(perm).reshape(b, -1, 2**d, *rest)
+
+
+def prolong(xc: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """(Bi/tri)linear interpolation of a nodal field (B, R, d, *nodes_c) to the twice finer grid."""
+    for ax in range(3, xc.ndim):
+        if periodic:
+            odd = 0.5 * (xc + torch.roll(xc, -1, dims=ax))
+            xc = torch.stack([xc, odd], dim=ax + 1).flatten(ax, ax + 1)
+        else:
+            m = xc.shape[ax] - 1
+            left, right = xc.narrow(ax, 0, m), xc.narrow(ax, 1, m)
+            inter = torch.stack([left, 0.5 * (left + right)], dim=ax + 1).flatten(ax, ax + 1)
+            xc = torch.cat([inter, right.narrow(ax, m - 1, 1)], dim=ax)
+    return xc
+
+
+def restrict(xf: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """Transpose of ``prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
+    for ax in range(3, xf.ndim):
+        even, odd = _take(xf, ax, slice(0, None, 2)), 0.5 * _take(xf, ax, slice(1, None, 2))
+        if periodic:
+            xf = even + odd + torch.roll(odd, 1, dims=ax)
+        else:
+            pad = torch.zeros_like(even.narrow(ax, 0, 1))
+            xf = even + torch.cat([odd, pad], dim=ax) + torch.cat([pad, odd], dim=ax)
+    return xf

@@ -1,0 +1,254 @@
+"""Linear solvers for the masked voxel stiffness system: batched PCG with a geometric multigrid V-cycle
+(Galerkin coarse operators) or Jacobi preconditioner, and a scipy sparse direct solver (small grids, oracle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from .grid import element_dofs, free_mask, node_shape, prolong, restrict
+from .operators import ElementOperator, IsotropicOperator, child_prolongations
+
+SOLVERS = ("auto", "mg", "jacobi", "direct")
+
+
+class ConvergenceError(RuntimeError):
+    """An iterative FEM solve did not reach its tolerance within maxiter iterations."""
+
+
+@dataclass
+class SolveInfo:
+    """Outcome of one batched solve: iterations run, per-(sample, rhs) convergence and relative residual."""
+
+    solver: str
+    iterations: int
+    converged: torch.Tensor  # (B, R) bool
+    residual: torch.Tensor  # (B, R) float64, ||b - K x|| / ||b|| (recursive residual for PCG)
+
+
+def default_rtol(dtype: torch.dtype) -> float:
+    """Relative residual tolerance: 1e-6 for float32, 1e-10 for float64."""
+    return 1e-6 if dtype == torch.float32 else 1e-10
+
+
+def coarsenings(el_shape: tuple[int, ...]) -> int:
+    """Number of 2x coarsenings: while all axes are even, stay >= 2 and exceed 8 (2D) / 4 (3D) elements."""
+    n, shape, stop = 0, tuple(el_shape), 8 if len(el_shape) == 2 else 4
+    while all(m % 2 == 0 and m // 2 >= 2 for m in shape) and max(shape) > stop:
+        shape, n = tuple(m // 2 for m in shape), n + 1
+    return n
+
+
+def choose_solver(solver: str, el_shape: tuple[int, ...], device: torch.device) -> str:
+    """Resolve solver="auto": multigrid PCG if the grid coarsens, else direct (CPU) / Jacobi-PCG."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if solver != "auto":
+        return solver
+    if coarsenings(el_shape) >= 1:
+        return "mg"
+    return "direct" if device.type == "cpu" else "jacobi"
+
+
+def pcg(apply_a, precond, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: int):
+    """Batched PCG on nodal fields (B, R, d, *nodes), float64 dots; returns x, iterations, done, res."""
+    dims = tuple(range(2, b.ndim))
+    view = (b.shape[0], b.shape[1]) + (1,) * (b.ndim - 2)
+
+    def dot(u, v):
+        return torch.sum(u * v, dim=dims, dtype=torch.float64)
+
+    if x0 is None:
+        x, r = torch.zeros_like(b), b.clone()
+    else:
+        x = x0.clone()
+        r = b - apply_a(x)
+    tol = rtol * dot(b, b).sqrt()
+    rnorm = dot(r, r).sqrt()
+    done = rnorm <= tol
+    z = precond(r)
+    p, rz = z.clone(), dot(r, z)
+    it = 0
+    while it < maxiter and not bool(done.all()):
+        it += 1
+        ap = apply_a(p)
+        pap = dot(p, ap)
+        ok = (~done) & (pap > 0)
+        alpha = torch.where(ok, rz / torch.where(ok, pap, 1.0), 0.0)
+        x.add_(alpha.to(b.dtype).view(view) * p)
+        r.sub_(alpha.to(b.dtype).view(view) * ap)
+        rnorm = dot(r, r).sqrt()
+        done = done | (rnorm <= tol)
+        z = precond(r)
+        rz_new = dot(r, z)
+        beta = torch.where(done | (rz == 0), 0.0, rz_new / torch.where(rz == 0, 1.0, rz))
+        p = z + beta.to(b.dtype).view(view) * p
+        rz = rz_new
+    bnorm = dot(b, b).sqrt()
+    return x, it, done, rnorm / torch.where(bnorm == 0, 1.0, bnorm)
+
+
+class DenseCoarseSolver:
+    """Batched dense Cholesky (float64) of an operator given by element matrices; fixed dofs -> identity."""
+
+    def __init__(self, ke: torch.Tensor, el_shape: tuple[int, ...], periodic: bool, mask: torch.Tensor):
+        b = ke.shape[0]
+        edof = torch.as_tensor(element_dofs(el_shape, periodic), device=ke.device)
+        n = len(el_shape) * int(np.prod(node_shape(el_shape, periodic)))
+        idx = (edof[:, :, None] * n + edof[:, None, :]).reshape(-1)
+        a = torch.zeros(b, n * n, dtype=torch.float64, device=ke.device)
+        a.index_add_(1, idx, ke.to(torch.float64).reshape(b, -1))
+        free = mask.expand(1, 1, len(el_shape), *mask.shape[3:]).reshape(n).to(torch.float64)
+        a = a.reshape(b, n, n) * free[:, None] * free[None, :] + torch.diag(1.0 - free)
+        self.chol = torch.linalg.cholesky(a)
+        self.free, self.n = free, n
+
+    def solve(self, r: torch.Tensor) -> torch.Tensor:
+        """K^-1 r on the free dofs for a nodal field (B, R, d, *nodes)."""
+        rhs = r.reshape(r.shape[0], r.shape[1], self.n).transpose(1, 2).to(torch.float64) * self.free[:, None]
+        x = torch.cholesky_solve(rhs, self.chol) * self.free[:, None]
+        return x.transpose(1, 2).reshape(r.shape).to(r.dtype)
+
+
+@dataclass
+class Level:
+    """One multigrid level: operator, free-dof mask (1, 1, 1, *nodes), inverse diagonal (B, 1, d, *nodes)."""
+
+    op: IsotropicOperator | ElementOperator
+    mask: torch.Tensor
+    dinv: torch.Tensor
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Masked K x."""
+        return self.mask * self.op.apply(x)
+
+
+def make_level(op, mask: torch.Tensor) -> Level:
+    """Level with the Jacobi inverse diagonal (0 on fixed dofs)."""
+    diag = op.diagonal()
+    return Level(op, mask, mask / torch.where(mask > 0, diag, torch.ones_like(diag)))
+
+
+def jacobi_weight(level: Level, iterations: int = 6, safety: float = 1.15) -> torch.Tensor:
+    """Per-sample damping 4 / (3 lambda_max(D^-1 K)) (B, 1, 1, ...), lambda_max by power iteration x safety.
+
+    The usual omega = 0.6 assumes lambda_max ~ 2.2; 3D voxels with 100:1 contrast reach ~3.9, where 0.6 makes
+    Jacobi amplify the stiffest modes and the V-cycle stops being a usable preconditioner.
+    """
+    dims = tuple(range(1, level.dinv.ndim))
+    gen = torch.Generator(device=level.dinv.device).manual_seed(0)
+    dinv = level.dinv
+    x = torch.rand(dinv.shape, generator=gen, dtype=dinv.dtype, device=dinv.device) * level.mask
+    lam_max = torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
+    for _ in range(iterations):
+        x = x / torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+        y = level.dinv * level.apply(x)
+        lam_max = torch.sum(x * y, dim=dims, dtype=torch.float64)
+        x = y
+    return (4.0 / (3.0 * safety * lam_max)).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+
+
+class Multigrid:
+    """Geometric multigrid V-cycle: Galerkin coarse element matrices, damped Jacobi, dense coarsest solve."""
+
+    def __init__(
+        self, fine: IsotropicOperator, mask: torch.Tensor, sweeps: int = 2, omega: float | None = None
+    ):
+        self.sweeps, self.periodic = sweeps, fine.periodic
+        el_shape, op = fine.el_shape, fine
+        p_child = child_prolongations(len(el_shape), fine.coef.dtype, fine.coef.device)
+        self.levels = [make_level(fine, mask)]
+        for _ in range(coarsenings(el_shape)):
+            el_shape = tuple(m // 2 for m in el_shape)
+            op = ElementOperator(op.coarse_element_matrices(p_child), el_shape, self.periodic)
+            mask = free_mask(el_shape, self.periodic, mask.dtype, mask.device)
+            self.levels.append(make_level(op, mask))
+        self.coarse = DenseCoarseSolver(op.element_matrices(), el_shape, self.periodic, mask)
+        self.omegas = [jacobi_weight(lv) if omega is None else omega for lv in self.levels[:-1]]
+
+    def _cycle(self, lev: int, r: torch.Tensor) -> torch.Tensor:
+        if lev == len(self.levels) - 1:
+            return self.coarse.solve(r)
+        level, w = self.levels[lev], self.omegas[lev]
+        x = w * level.dinv * r
+        for _ in range(self.sweeps - 1):
+            x = x + w * level.dinv * (r - level.apply(x))
+        rc = self.levels[lev + 1].mask * restrict(r - level.apply(x), self.periodic)
+        x = x + level.mask * prolong(self._cycle(lev + 1, rc), self.periodic)
+        for _ in range(self.sweeps):
+            x = x + w * level.dinv * (r - level.apply(x))
+        return x
+
+    def __call__(self, r: torch.Tensor) -> torch.Tensor:
+        """One symmetric V-cycle applied to a residual (B, R, d, *nodes)."""
+        return self._cycle(0, r)
+
+
+def sparse_stiffness(ke: np.ndarray, el_shape: tuple[int, ...], periodic: bool) -> sp.csc_matrix:
+    """Assembled global stiffness (top88 style) from element matrices (n_el, n_loc, n_loc)."""
+    edof = element_dofs(el_shape, periodic)
+    n = len(el_shape) * int(np.prod(node_shape(el_shape, periodic)))
+    rows = np.broadcast_to(edof[:, :, None], ke.shape).ravel()
+    cols = np.broadcast_to(edof[:, None, :], ke.shape).ravel()
+    return sp.coo_matrix((ke.ravel(), (rows, cols)), shape=(n, n)).tocsc()
+
+
+class DirectSolver:
+    """scipy SuperLU factorization of K_ff per sample (float64), reused for every right-hand side."""
+
+    def __init__(self, op: IsotropicOperator, mask: torch.Tensor):
+        ke = op.element_matrices().detach().to(torch.float64).cpu().numpy()
+        d = len(op.el_shape)
+        free = mask.expand(1, 1, d, *mask.shape[3:]).reshape(-1).cpu().numpy() > 0
+        self.free = np.flatnonzero(free)
+        self.lus = [spla.splu(sparse_stiffness(k, op.el_shape, op.periodic)[self.free][:, self.free].tocsc())
+                    for k in ke]
+
+    def solve(self, b: torch.Tensor) -> torch.Tensor:
+        """K_ff^-1 b_f for a nodal field (B, R, d, *nodes); fixed dofs stay 0."""
+        flat = b.detach().to(torch.float64).cpu().reshape(b.shape[0], b.shape[1], -1).numpy()
+        x = np.zeros_like(flat)
+        for i, lu in enumerate(self.lus):
+            x[i][:, self.free] = lu.solve(np.ascontiguousarray(flat[i][:, self.free].T)).T
+        return torch.as_tensor(x, dtype=b.dtype, device=b.device).reshape(b.shape)
+
+
+class LinearSystem:
+    """The masked stiffness system of one batch of materials, with its chosen solver set up once."""
+
+    def __init__(
+        self, op: IsotropicOperator, solver: str, rtol: float | None = None, maxiter: int | None = None,
+        sweeps: int = 2, omega: float | None = None,
+    ):
+        self.op = op
+        dtype, device = op.coef.dtype, op.coef.device
+        self.mask = free_mask(op.el_shape, op.periodic, dtype, device)
+        self.solver = choose_solver(solver, op.el_shape, device)
+        self.rtol = default_rtol(dtype) if rtol is None else rtol
+        self.maxiter = maxiter if maxiter is not None else (500 if self.solver == "mg" else 20000)
+        if self.solver == "mg":
+            self.precond = Multigrid(op, self.mask, sweeps, omega)
+        elif self.solver == "jacobi":
+            level = make_level(op, self.mask)
+            self.precond = lambda r: level.dinv * r
+        else:
+            self.direct = DirectSolver(op, self.mask)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Masked K x for a nodal field (B, R, d, *nodes)."""
+        return self.mask * self.op.apply(x)
+
+    def solve(self, b: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, SolveInfo]:
+        """x with K_ff x = b on free dofs (x = 0 on fixed dofs); b (B, R, d, *nodes) already masked."""
+        if self.solver == "direct":
+            x = self.direct.solve(b)
+            res = torch.zeros(b.shape[:2], dtype=torch.float64, device=b.device)
+            return x, SolveInfo("direct", 0, torch.ones(b.shape[:2], dtype=torch.bool, device=b.device), res)
+        x0 = None if x0 is None else self.mask * x0.to(b.dtype)
+        x, it, done, res = pcg(self.apply, self.precond, b, x0, self.rtol, self.maxiter)
+        return x, SolveInfo(self.solver, it, done, res)

@@ -1,0 +1,40 @@
+"""Seed A's metrics on hand-made cases."""
+
+import numpy as np
+import pytest
+
+from matdiff.evaluation import chunk_coverage, frac_within, margin_table, relative_error
+from matdiff.materials import load_catalogue
+
+
+def test_relative_error_and_frac_on_hand_made_values():
+    K = np.array([100.0, 101.0, 104.0, 110.0, np.nan])
+    err = relative_error(K, 100.0)
+    np.testing.assert_allclose(err[:4], [0.0, 0.01, 0.04, 0.10])
+    assert frac_within(err, 0.01) == pytest.approx(2 / 5)  # NaN (failed design) counts as a miss
+    assert frac_within(err, 0.05) == pytest.approx(3 / 5)
+    assert frac_within(np.array([]), 0.05) == 0.0
+
+
+def test_chunk_coverage_counts_distinct_chunks_of_hits_only():
+    cat = load_catalogue()
+    chunks = cat.chunks
+    a = int(np.flatnonzero(chunks == chunks[0])[0])
+    b = int(np.flatnonzero(chunks != chunks[0])[0])
+    n_chunks = len(cat.nonempty_chunks)
+    # two hits using materials of two chunks, a miss using a third material that must not count
+    c = int(np.flatnonzero((chunks != chunks[a]) & (chunks != chunks[b]))[0])
+    cov = chunk_coverage(np.array([a, a, c]), np.array([b, a, c]), np.array([True, True, False]), cat)
+    assert cov == pytest.approx(2 / n_chunks)
+    assert chunk_coverage(np.array([a]), np.array([b]), np.array([False]), cat) == 0.0
+
+
+def test_margin_table_relative_and_absolute_columns():
+    cat = load_catalogue()
+    K = np.array([100.5, 103.0, 120.0])
+    row = margin_table(K, 100.0, np.array([0, 1, 2]), np.array([0, 1, 2]), cat)
+    assert row["frac@1%"] == pytest.approx(1 / 3)
+    assert row["frac@5%"] == pytest.approx(2 / 3)
+    assert row["frac@1GPa"] == pytest.approx(1 / 3)
+    assert row["frac@5GPa"] == pytest.approx(2 / 3)
+    assert row["cov@1%"] == pytest.approx(len(np.unique(cat.chunks[[0]])) / len(cat.nonempty_chunks))

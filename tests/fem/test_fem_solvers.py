@@ -1,0 +1,119 @@
+"""Solver agreement, float32, warm starts, convergence failures and input validation."""
+
+import pytest
+import torch
+
+from matdiff.fem import ConvergenceError, WarmStart, bulk_modulus, homogenized_stiffness, solve_displacement
+
+
+def particles(shape, seed, contrast=100.0, dtype=torch.float64):
+    """Two-phase disks/spheres in a matrix: E (GPa), nu (B, *spatial)."""
+    g = torch.Generator().manual_seed(seed)
+    dim = len(shape) - 1
+    axes = torch.meshgrid(*[(torch.arange(m, dtype=torch.float64) + 0.5) / m for m in shape[1:]],
+                          indexing="ij")
+    x = torch.stack(axes, -1)  # (*spatial, d)
+    inside = torch.zeros(shape, dtype=torch.bool)
+    for b in range(shape[0]):
+        centres = torch.rand(6, dim, generator=g, dtype=torch.float64)
+        dist = (x[..., None, :] - centres).abs()
+        dist = torch.minimum(dist, 1 - dist).norm(dim=-1)  # periodic distance
+        inside[b] = (dist < 0.18).any(-1)
+    one = torch.ones((), dtype=dtype)
+    return torch.where(inside, contrast * one, one), torch.where(inside, 0.2 * one, 0.35 * one)
+
+
+@pytest.mark.parametrize("dim,n", [(2, 16), (3, 8)])
+def test_solvers_agree(dim, n):
+    E, nu = particles((2,) + (n,) * dim, 0)
+    ref_k = bulk_modulus(E, nu, solver="direct")
+    ref_c = homogenized_stiffness(E, nu, solver="direct")
+    worst = {}
+    for solver in ("mg", "jacobi"):
+        k = bulk_modulus(E, nu, solver=solver)
+        c = homogenized_stiffness(E, nu, solver=solver)
+        worst[solver] = max(float(((k - ref_k) / ref_k).abs().max()),
+                            float((c - ref_c).abs().max() / ref_c.abs().max()))
+    k32 = bulk_modulus(E.float(), nu.float(), solver="mg")
+    c32 = homogenized_stiffness(E.float(), nu.float(), solver="mg")
+    worst["mg float32"] = max(float(((k32.double() - ref_k) / ref_k).abs().max()),
+                              float((c32.double() - ref_c).abs().max() / ref_c.abs().max()))
+    print(f"solver agreement dim={dim} vs direct: {worst}")
+    assert worst["mg"] < 1e-9 and worst["jacobi"] < 1e-9 and worst["mg float32"] < 1e-5
+
+
+def test_multigrid_iterations_and_warm_start():
+    E, nu = particles((1, 32, 32), 1)
+    cold = solve_displacement(E, nu, solver="mg")
+    jac = solve_displacement(E, nu, solver="jacobi")
+    warm = WarmStart()
+    bulk_modulus(E, nu, warm_start=warm)
+    first = warm.iterations["affine"]
+    noise = 1.0 + 0.01 * torch.rand(E.shape, generator=torch.Generator().manual_seed(0), dtype=E.dtype)
+    bulk_modulus(E * noise, nu, warm_start=warm)
+    print(f"iterations: jacobi {jac.iterations}, mg cold {cold.iterations}, first {first}, "
+          f"warm after a 1% random change {warm.iterations['affine']}")
+    assert cold.iterations * 5 < jac.iterations
+    assert warm.iterations["affine"] < first
+    assert cold.u.shape == (1, 1, 2, 33, 33)
+    again = solve_displacement(E, nu, solver="mg", x0=cold.u)
+    assert again.iterations <= 1 and torch.allclose(again.u, cold.u, atol=1e-8)
+    per = solve_displacement(E, nu, bc="periodic")
+    assert per.u.shape == (1, 3, 2, 32, 32) and bool(per.converged.all())
+
+
+def test_batch_chunks_and_warm_start_keys():
+    E, nu = particles((3, 8, 8, 8), 4)
+    warm = WarmStart()
+    k_all = bulk_modulus(E, nu, batch_size=3)
+    k_one = bulk_modulus(E, nu, batch_size=1, warm_start=warm)
+    c_all = homogenized_stiffness(E, nu, batch_size=3)
+    c_two = homogenized_stiffness(E, nu, batch_size=2)
+    assert torch.allclose(k_all, k_one, rtol=1e-9) and torch.allclose(c_all, c_two, rtol=1e-9, atol=1e-9)
+    assert set(warm.fields) == {"affine@0", "affine@1", "affine@2"}
+
+
+def test_nonconvergence_raises_or_flags():
+    E, nu = particles((1, 16, 16), 2)
+    with pytest.raises(ConvergenceError):
+        bulk_modulus(E, nu, solver="jacobi", maxiter=3)
+    sol = solve_displacement(E, nu, solver="jacobi", maxiter=3, raise_on_failure=False)
+    assert not bool(sol.converged.all())
+
+
+def test_reference_values_float32_vs_float64():
+    E, nu = particles((1, 8, 8, 8), 3)
+    k64 = bulk_modulus(E, nu)
+    k32 = bulk_modulus(E.float(), nu.float())
+    print(f"float32 vs float64 K rel diff {float((k32.double() - k64).abs() / k64):.2e}")
+    assert torch.allclose(k32.double(), k64, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "E,nu,match",
+    [
+        (torch.full((1, 4, 4), 10.0), torch.full((1, 4, 4), 0.5), "nu"),
+        (torch.full((1, 4, 4), 10.0), torch.full((1, 4, 4), -1.0), "nu"),
+        (torch.full((1, 4, 4), 0.0), torch.full((1, 4, 4), 0.3), "E must be > 0"),
+        (torch.full((1, 4, 4), float("nan")), torch.full((1, 4, 4), 0.3), "NaN"),
+        (torch.full((1, 4, 4), 10.0), torch.full((1, 4, 4), float("inf")), "NaN or inf"),
+        (torch.full((1, 4, 4), 10.0), torch.full((1, 4, 5), 0.3), "shapes differ"),
+        (torch.full((1, 1, 4), 10.0), torch.full((1, 1, 4), 0.3), "at least 2 elements"),
+        (torch.full((4, 4), 10.0), torch.full((4, 4), 0.3), "ndim"),
+        (torch.full((1, 4, 4), 10, dtype=torch.int64), torch.full((1, 4, 4), 0.3), "float32 or float64"),
+    ],
+)
+def test_bad_inputs_raise(E, nu, match):
+    for f in (bulk_modulus, homogenized_stiffness, solve_displacement):
+        with pytest.raises(ValueError, match=match):
+            f(E, nu)
+
+
+def test_bad_options_raise():
+    E, nu = torch.full((1, 4, 4), 10.0), torch.full((1, 4, 4), 0.3)
+    with pytest.raises(ValueError, match="plane"):
+        bulk_modulus(E, nu, plane="membrane")
+    with pytest.raises(ValueError, match="solver"):
+        bulk_modulus(E, nu, solver="amg")
+    with pytest.raises(ValueError, match="bc"):
+        solve_displacement(E, nu, bc="neumann")
