@@ -32,26 +32,16 @@ def make_data(args: argparse.Namespace) -> None:
         print(f"{style:14s} {path}  {time.perf_counter() - t0:.1f} s")
 
 
-def narrow_seed_b_unet(width: int) -> dict:
-    """UNet overrides of the seedB preset with base width `width` (multipliers 1, 2, 2, 2 kept)."""
-    return {
-        "stem_channels": width,
-        "block_channels": [width, 2 * width, 2 * width, 2 * width],
-        "mid_channels": [2 * width, 2 * width],
-        "time_embed_dim": width,
-        "time_hidden_dim": 4 * width,
-    }
-
-
 def train_model(args: argparse.Namespace) -> None:
     """Train (or resume) a seedB-preset model for one style under runs/seedB-<style>-w<width>."""
     import torch
 
     from matdiff.diffusion import train
+    from matdiff.diffusion.presets import width_overrides
 
     torch.set_num_threads(args.threads)
     out = ROOT / "runs" / f"seedB-{args.style}-w{args.width}"
-    overrides = None if args.width == 48 else narrow_seed_b_unet(args.width)
+    overrides = None if args.width == 48 else width_overrides("seedB", args.width)
     result = train(
         STORES[args.style],
         out,

@@ -55,3 +55,14 @@ def test_output_is_differentiable_in_input():
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
     (g,) = torch.autograd.grad(unet(x, 10).square().sum(), x)
     assert g.shape == x.shape and g.abs().sum() > 0
+
+
+def test_width_overrides_keep_multipliers_and_build():
+    from matdiff.diffusion.presets import width_overrides
+
+    seed_b = width_overrides("seedB", 32)
+    assert seed_b["block_channels"] == [32, 64, 64, 64] and seed_b["mid_channels"] == [64, 64]
+    assert width_overrides("seedB", 48)["block_channels"] == get_preset("seedB")["unet"]["block_channels"]
+    UNet(**{**get_preset("tiny")["unet"], **width_overrides("tiny", 8)})
+    with pytest.raises(ValueError, match="norm groups"):
+        width_overrides("seedB", 30)

@@ -38,3 +38,44 @@ def test_margin_table_relative_and_absolute_columns():
     assert row["frac@1GPa"] == pytest.approx(1 / 3)
     assert row["frac@5GPa"] == pytest.approx(2 / 3)
     assert row["cov@1%"] == pytest.approx(len(np.unique(cat.chunks[[0]])) / len(cat.nonempty_chunks))
+
+
+def test_reevaluation_averages_fresh_realizations_and_flags_unrealizable_designs():
+    from matdiff.evaluation import Design, reevaluate_bulk_modulus
+
+    cat = load_catalogue()
+    same = Design(
+        matrix=5, particle=5, radius=0.1, volume_fraction=0.2
+    )  # homogeneous: K = E / (3 (1 - 2 nu))
+    crowded = Design(matrix=5, particle=9, radius=0.16, volume_fraction=0.73)  # beyond random packing
+    mean, std, reasons = reevaluate_bulk_modulus(
+        [same, None, crowded], 2, 16, np.random.default_rng(0), 3, cat
+    )
+    expected = cat.E[5] / (3 * (1 - 2 * cat.nu[5]))
+    assert mean[0] == pytest.approx(expected, rel=1e-5) and std[0] < 1e-5 * expected
+    assert np.isnan(mean[1]) and reasons[1] == "no design"
+    assert np.isnan(mean[2]) and reasons[2].startswith("not realizable") and "packing" in reasons[2]
+    assert reasons[0] == ""
+
+
+def test_bulk_modulus_of_fields_falls_back_to_float64_when_float32_stalls(monkeypatch):
+    import torch
+
+    from matdiff import fem
+    from matdiff.evaluation import bulk_modulus_of_fields
+
+    cat = load_catalogue()
+    fields = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    reference = bulk_modulus_of_fields(fields, cat)
+    real = fem.bulk_modulus
+    dtypes = []
+
+    def stalls_in_float32(E, nu, **kwargs):
+        dtypes.append(E.dtype)
+        if E.dtype == torch.float32:
+            raise fem.ConvergenceError("stalled")
+        return real(E, nu, **kwargs)
+
+    monkeypatch.setattr(fem, "bulk_modulus", stalls_in_float32)
+    np.testing.assert_allclose(bulk_modulus_of_fields(fields, cat), reference, rtol=1e-5)
+    assert dtypes == [torch.float32, torch.float64]

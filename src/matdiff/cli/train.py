@@ -27,13 +27,35 @@ def train(
     log_every: int = typer.Option(50, help="Write a train_log.jsonl line every K steps."),
     stop_after: int | None = typer.Option(None, help="Stop this call after K steps (checkpointed)."),
     time_limit: float | None = typer.Option(None, help="Stop this call after S seconds (checkpointed)."),
+    width: int | None = typer.Option(
+        None, help="Rescale the preset's UNet to this stem width (e.g. seedB 32)."
+    ),
 ) -> None:
     """Train a diffusion prior (AdamW, cosine warm-up, EMA, atomic checkpoints, exact resume)."""
     from matdiff.diffusion import train as run
+    from matdiff.diffusion.presets import width_overrides
 
-    result = run(data, out, preset=preset, steps=steps, batch=batch, lr=lr, warmup=warmup, ema=ema,
-                 ckpt_every=ckpt_every, seed=seed, device=device, log_every=log_every,
-                 stop_after=stop_after, time_limit=time_limit)
-    tail = result.losses[-min(50, len(result.losses)):]
+    try:
+        overrides = width_overrides(preset, width) if width is not None else None
+    except (KeyError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from None
+    result = run(
+        data,
+        out,
+        preset=preset,
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        warmup=warmup,
+        ema=ema,
+        ckpt_every=ckpt_every,
+        seed=seed,
+        device=device,
+        log_every=log_every,
+        stop_after=stop_after,
+        time_limit=time_limit,
+        unet_overrides=overrides,
+    )
+    tail = result.losses[-min(50, len(result.losses)) :]
     loss = f", mean loss of the last {len(tail)} steps {sum(tail) / len(tail):.4f}" if tail else ""
     typer.echo(f"step {result.step} reached in {result.seconds:.1f} s{loss}; checkpoint {result.checkpoint}")

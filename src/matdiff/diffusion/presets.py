@@ -71,11 +71,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     # extra stem skip; the last level does not pool (mid block at 4x4 for 32x32 inputs).
     "seedB": {
         "unet": {
-            "spatial_dims": 2, "in_channels": 1, "stem_channels": 48, "stem_kernel": 3,
-            "block_channels": [48, 96, 96, 96], "layers_per_block": 2,
-            "attention_levels": [False, True, False, False], "downsample_last": False,
-            "mid_channels": [96, 96], "attention_heads": 4, "norm_groups": 8, "time_embed_dim": 48,
-            "time_hidden_dim": 192, "fourier_scale": 1.0, "num_train_timesteps": 1000, "dropout": 0.1,
+            "spatial_dims": 2,
+            "in_channels": 1,
+            "stem_channels": 48,
+            "stem_kernel": 3,
+            "block_channels": [48, 96, 96, 96],
+            "layers_per_block": 2,
+            "attention_levels": [False, True, False, False],
+            "downsample_last": False,
+            "mid_channels": [96, 96],
+            "attention_heads": 4,
+            "norm_groups": 8,
+            "time_embed_dim": 48,
+            "time_hidden_dim": 192,
+            "fourier_scale": 1.0,
+            "num_train_timesteps": 1000,
+            "dropout": 0.1,
         },
         "scheduler": SEED_B_SCHEDULER,
         "training": {"steps": 4_000, "batch": 128, "lr": 2e-4, "warmup": 200, "ema": 0.999},
@@ -83,10 +94,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     # For tests: a few thousand parameters, same code paths (attention at level 1 and in the middle).
     "tiny": {
         "unet": {
-            "spatial_dims": 2, "in_channels": 3, "stem_channels": 4, "stem_kernel": 1,
-            "block_channels": [8, 16], "layers_per_block": 1, "attention_levels": [False, True],
-            "downsample_last": True, "mid_channels": [16, 16], "attention_heads": 2, "norm_groups": 4,
-            "time_embed_dim": 8, "time_hidden_dim": 16, "fourier_scale": 1.0, "num_train_timesteps": 1000,
+            "spatial_dims": 2,
+            "in_channels": 3,
+            "stem_channels": 4,
+            "stem_kernel": 1,
+            "block_channels": [8, 16],
+            "layers_per_block": 1,
+            "attention_levels": [False, True],
+            "downsample_last": True,
+            "mid_channels": [16, 16],
+            "attention_heads": 2,
+            "norm_groups": 4,
+            "time_embed_dim": 8,
+            "time_hidden_dim": 16,
+            "fourier_scale": 1.0,
+            "num_train_timesteps": 1000,
             "dropout": 0.0,
         },
         "scheduler": SEED_A_SCHEDULER,
@@ -100,3 +122,28 @@ def get_preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
+
+
+def width_overrides(name: str, width: int) -> dict[str, Any]:
+    """UNet overrides that rescale preset ``name`` to stem width ``width``, keeping its channel multipliers.
+
+    Every channel count (stem, blocks, mid block, time embedding) is scaled by width / preset stem width;
+    e.g. seedB at width 32 gives blocks (32, 64, 64, 64). Pass the result as ``train(unet_overrides=...)``.
+    """
+    unet = get_preset(name)["unet"]
+    if width < 1 or width % unet["norm_groups"]:
+        raise ValueError(
+            f"width must be a positive multiple of the {unet['norm_groups']} norm groups, got {width}"
+        )
+    scale = width / unet["stem_channels"]
+
+    def scaled(channels: int) -> int:
+        return max(1, round(channels * scale))
+
+    return {
+        "stem_channels": width,
+        "block_channels": [scaled(c) for c in unet["block_channels"]],
+        "mid_channels": [scaled(c) for c in unet["mid_channels"]],
+        "time_embed_dim": scaled(unet["time_embed_dim"]),
+        "time_hidden_dim": scaled(unet["time_hidden_dim"]),
+    }

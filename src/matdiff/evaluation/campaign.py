@@ -88,7 +88,7 @@ def run_campaign(
     start = time.perf_counter()
     K_sample = bulk_modulus_of_fields(fields, catalogue, model.device)
     rng = np.random.default_rng(seed)
-    K_mean, K_std = reevaluate_bulk_modulus(
+    K_mean, K_std, unrealizable = reevaluate_bulk_modulus(
         designs, model.dim, model.size, rng, realizations, catalogue, model.device
     )
     seconds["reevaluation"] = time.perf_counter() - start
@@ -99,8 +99,8 @@ def run_campaign(
         proposals.append(
             Proposal(
                 index=i,
-                valid=b.valid,
-                reason=b.reason,
+                valid=b.valid and not unrealizable[i],
+                reason=b.reason if not b.valid else unrealizable[i],
                 matrix=catalogue.names[b.matrix] if b.valid else "",
                 particle=catalogue.names[b.particle] if b.valid else "",
                 matrix_row=int(b.matrix) if b.valid else -1,

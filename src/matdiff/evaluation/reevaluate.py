@@ -35,17 +35,26 @@ def bulk_modulus_of_fields(
 ) -> np.ndarray:
     """FEM bulk modulus (N,) in GPa of normalized fields (N, 3, *spatial), in batches of FEM_BATCH.
 
-    Solved in float32 to the FEM's default relative residual 1e-6 (K within ~1e-6 relative of float64).
+    Solved in float32 to the FEM's default relative residual 1e-6 (K within ~1e-6 relative of float64); a
+    batch whose float32 solve does not converge is solved again in float64.
     """
     fields = torch.as_tensor(fields)
     out = []
     starts = range(0, len(fields), FEM_BATCH)
     for start in tqdm(starts, desc="FEM bulk modulus", unit="batch", disable=not progress):
-        batch = fields[start : start + FEM_BATCH].to(device=device, dtype=torch.float32)
-        props = catalogue.denormalize(batch.movedim(1, -1))
-        with torch.no_grad():
-            out.append(fem.bulk_modulus(props[..., 0], props[..., 1]).double().cpu().numpy())
+        batch = fields[start : start + FEM_BATCH].to(device)
+        try:
+            out.append(_bulk_modulus(batch, catalogue, torch.float32))
+        except fem.ConvergenceError:  # float32 stalls at its floor on extreme contrasts: redo in float64
+            out.append(_bulk_modulus(batch, catalogue, torch.float64))
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def _bulk_modulus(fields: torch.Tensor, catalogue: Catalogue, dtype: torch.dtype) -> np.ndarray:
+    """FEM bulk modulus (N,) in GPa of normalized fields (N, 3, *spatial), solved in ``dtype``."""
+    props = catalogue.denormalize(fields.to(dtype).movedim(1, -1))
+    with torch.no_grad():
+        return fem.bulk_modulus(props[..., 0], props[..., 1]).double().cpu().numpy()
 
 
 def realizations(
@@ -75,22 +84,31 @@ def reevaluate_bulk_modulus(
     realizations_per_design: int = 10,
     catalogue: Catalogue | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std (N,) of the FEM bulk modulus (GPa) over M fresh microstructures per design.
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Mean and std (N,) of the FEM bulk modulus (GPa) over M fresh microstructures per design, and why a
+    design could not be evaluated ("" where it could).
 
-    A ``None`` design (failed backprojection) gives NaN. Seed A's code default is M = 10.
+    A ``None`` design (failed backprojection) and a design that cannot be realized (e.g. a volume fraction
+    beyond random packing for its radius) give NaN. Seed A's code default is M = 10.
     """
     catalogue = catalogue or load_catalogue()
-    valid = [i for i, d in enumerate(designs) if d is not None]
-    fields = [
-        f for i in valid for f in realizations(designs[i], dim, size, realizations_per_design, rng, catalogue)
-    ]
+    reasons = ["no design" if d is None else "" for d in designs]
+    evaluated, fields = [], []
+    for i, design in enumerate(designs):
+        if design is None:
+            continue
+        try:
+            fields += list(realizations(design, dim, size, realizations_per_design, rng, catalogue))
+        except ValueError as err:
+            reasons[i] = f"not realizable: {err}"
+            continue
+        evaluated.append(i)
     mean = np.full(len(designs), np.nan)
     std = np.full(len(designs), np.nan)
     if fields:
-        K = bulk_modulus_of_fields(np.stack(fields), catalogue, device).reshape(len(valid), -1)
-        mean[valid], std[valid] = K.mean(1), K.std(1)
-    return mean, std
+        K = bulk_modulus_of_fields(np.stack(fields), catalogue, device).reshape(len(evaluated), -1)
+        mean[evaluated], std[evaluated] = K.mean(1), K.std(1)
+    return mean, std, reasons
 
 
 def select_targets(

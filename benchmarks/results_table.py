@@ -1,0 +1,40 @@
+"""Print markdown tables of `matdiff evaluate` runs side by side with seed A's 2D numbers.
+
+    .venv/bin/python benchmarks/results_table.py runs/results/tfg runs/results/unguided ...
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+# seed A, table 1(a): 2D, 200 samples per target, 3 seeds; targets 4.8 .. 332.2 GPa on its own catalogue
+SEED_A = {
+    "frac@1%": [0.003, 0.052, 0.110, 0.043, 0.033],
+    "frac@5%": [0.033, 0.278, 0.500, 0.195, 0.107],
+}
+
+
+def main(runs: list[str]) -> None:
+    for run in map(Path, runs):
+        rows = list(csv.DictReader((run / "table.csv").open()))
+        meta = json.loads((run / "evaluate.json").read_text())
+        g = meta["guidance"]
+        print(f"\n**{run.name}**: method {g['method']}, {g['steps']} steps, eta {g['eta']}, "
+              f"project_every {g['project_every']}, density weight {meta['density_weight']}, "
+              f"{meta['n']} samples per target, seed {meta['seed']}\n")
+        cols = ["frac@1%", "cov@1%", "frac@5%", "cov@5%", "frac@5GPa", "valid", "mean_density"]
+        seed_a = len(rows) == 5
+        extra = [f"seed A {k}" for k in SEED_A] if seed_a else []
+        print("| target K* (GPa) | " + " | ".join(cols + extra) + " |")
+        print("|---" * (len(cols) + len(extra) + 1) + "|")
+        for i, r in enumerate(rows):
+            vals = [f"{float(r[c]):.3f}" if c != "valid" else f"{r['valid']}/{r['n']}" for c in cols]
+            vals += [f"{ref[i]:.3f}" for ref in SEED_A.values()] if seed_a else []
+            print(f"| {float(r['target_GPa']):.2f} | " + " | ".join(vals) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
