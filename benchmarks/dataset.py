@@ -47,15 +47,27 @@ def main() -> None:
     parser.add_argument("--catalogue", type=Path, default=None, help="catalogue CSV (default: shipped)")
     args = parser.parse_args()
     table = Table(title=f"dataset generation, {args.workers} workers, {os.cpu_count()} cores")
-    for column in ("case", "n", "wall s", "ms/sample", f"extrapolated {FULL_N // 1000}k s", "store MB",
-                   "mean particles"):
+    for column in (
+        "case",
+        "n",
+        "wall s",
+        "ms/sample",
+        f"extrapolated {FULL_N // 1000}k s",
+        "store MB",
+        "mean particles",
+    ):
         table.add_column(column, justify="right")
     for dim, size in CASES:
         result = time_generation(dim, size, args.n, args.workers, args.catalogue)
         per_sample = result["seconds"] / args.n
         table.add_row(
-            f"{dim}D {size}^{dim}", str(args.n), f"{result['seconds']:.1f}", f"{1e3 * per_sample:.2f}",
-            f"{per_sample * FULL_N:.0f}", f"{result['megabytes']:.1f}", f"{result['particles']:.1f}",
+            f"{dim}D {size}^{dim}",
+            str(args.n),
+            f"{result['seconds']:.1f}",
+            f"{1e3 * per_sample:.2f}",
+            f"{per_sample * FULL_N:.0f}",
+            f"{result['megabytes']:.1f}",
+            f"{result['particles']:.1f}",
         )
     Console().print(table)
 

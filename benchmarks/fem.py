@@ -87,7 +87,7 @@ def time_ours(E, nu, solver, chunk, warm=False):
     """Seconds per sample of bulk_modulus forward + backward, iterations (affine, adjoint), K."""
     ks, its, total = [], [], 0.0
     for s in range(0, E.shape[0], chunk):
-        e, v = E[s:s + chunk], nu[s:s + chunk]
+        e, v = E[s : s + chunk], nu[s : s + chunk]
         state = WarmStart()
         if warm:  # previous diffusion step: a 1% perturbed field, solved once
             e_prev = e.clone().requires_grad_()
@@ -101,8 +101,12 @@ def time_ours(E, nu, solver, chunk, warm=False):
         k.sum().backward()
         total += time.perf_counter() - t0
         ks.append(k.detach())
-        its.append(tuple(max([v for key, v in state.iterations.items() if key.startswith(kind)], default=0)
-                         for kind in ("affine", "adjoint")))
+        its.append(
+            tuple(
+                max([v for key, v in state.iterations.items() if key.startswith(kind)], default=0)
+                for kind in ("affine", "adjoint")
+            )
+        )
     return total / E.shape[0], its[0], float(torch.cat(ks)[0])
 
 
@@ -115,8 +119,10 @@ def assemble(E: np.ndarray, nu: np.ndarray):
     ke = (lam.reshape(-1, 1, 1) * k_lam + mu.reshape(-1, 1, 1) * k_mu).numpy()
     K = sparse_stiffness(ke, el, False)
     u_aff = affine_field(el, torch.eye(dim, dtype=torch.float64)[None]).reshape(-1).numpy()
-    free = np.flatnonzero(free_mask(el, False, torch.float64, "cpu").expand(1, 1, dim, *[m + 1 for m in el])
-                          .reshape(-1).numpy() > 0)
+    free = np.flatnonzero(
+        free_mask(el, False, torch.float64, "cpu").expand(1, 1, dim, *[m + 1 for m in el]).reshape(-1).numpy()
+        > 0
+    )
     rhs = -(K @ u_aff)[free]
     return K, free, rhs, u_aff
 
@@ -167,8 +173,9 @@ def time_torchfem(python, E, nu, threads):
         pe, pn = os.path.join(tmp, "E.npy"), os.path.join(tmp, "nu.npy")
         np.save(pe, E.astype(np.float64))
         np.save(pn, nu.astype(np.float64))
-        out = subprocess.run([python, "-c", TORCHFEM_SCRIPT, pe, pn, str(threads)], capture_output=True,
-                             text=True, timeout=900)
+        out = subprocess.run(
+            [python, "-c", TORCHFEM_SCRIPT, pe, pn, str(threads)], capture_output=True, text=True, timeout=900
+        )
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1] if out.stderr else "failed"
     return json.loads(out.stdout.strip().splitlines()[-1]), ""
@@ -184,9 +191,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batches = (1, 8, 16) if args.quick else (1, 50, 200)
-    print(f"# matdiff.fem benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"# matdiff.fem benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}"
+    )
     print("Bulk modulus (affine BC), contrast-100 particles, float32 PCG (rtol 1e-6), forward + gradient.\n")
     print("| problem | method | batch | s / sample | iterations (fwd, adjoint) | K (sample 0) |")
     print("|---|---|---|---|---|---|")
@@ -221,8 +230,10 @@ def main() -> None:
                 print(f"| {name} | torch-fem 0.14 | 1 | failed: {err[:80]} | - | - |")
             else:
                 label = f"torch-fem 0.14 default (fwd {res['forward']:.2f} + grad {res['gradient']:.2f})"
-                print(f"| {name} | {label} | 1 "
-                      f"| {res['forward'] + res['gradient']:.4f} | - | {res['K']:.6f} |", flush=True)
+                print(
+                    f"| {name} | {label} | 1 | {res['forward'] + res['gradient']:.4f} | - | {res['K']:.6f} |",
+                    flush=True,
+                )
     print(f"\n{JAXFEM_MEASURED}.")
 
 

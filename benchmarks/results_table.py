@@ -1,6 +1,6 @@
 """Print markdown tables of `matdiff evaluate` runs side by side with seed A's 2D numbers.
 
-    .venv/bin/python benchmarks/results_table.py runs/results/tfg runs/results/unguided ...
+.venv/bin/python benchmarks/results_table.py runs/results/tfg runs/results/unguided ...
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ def main(runs: list[str]) -> None:
         rows = list(csv.DictReader((run / "table.csv").open()))
         meta = json.loads((run / "evaluate.json").read_text())
         g = meta["guidance"]
-        print(f"\n**{run.name}**: method {g['method']}, {g['steps']} steps, eta {g['eta']}, "
-              f"project_every {g['project_every']}, density weight {meta['density_weight']}, "
-              f"{meta['n']} samples per target, seed {meta['seed']}\n")
+        print(
+            f"\n**{run.name}**: method {g['method']}, {g['steps']} steps, eta {g['eta']}, "
+            f"project_every {g['project_every']}, density weight {meta['density_weight']}, "
+            f"{meta['n']} samples per target, seed {meta['seed']}\n"
+        )
         cols = ["frac@1%", "cov@1%", "frac@5%", "cov@5%", "frac@5GPa", "valid", "mean_density"]
         seed_a = len(rows) == 5
         extra = [f"seed A {k}" for k in SEED_A] if seed_a else []

@@ -31,8 +31,9 @@ def assert_same_store(a, b):
 
 
 def test_round_trip(tmp_path, catalogue):
-    path = generate_dataset(tmp_path / "d.zarr", 2, 16, 70, seed=5, workers=1, catalogue=catalogue,
-                            chunk_samples=32)
+    path = generate_dataset(
+        tmp_path / "d.zarr", 2, 16, 70, seed=5, workers=1, catalogue=catalogue, chunk_samples=32
+    )
     data = open_dataset(path)
     assert len(data) == 70 and data.fields.shape == (70, 3, 16, 16) and data.fields.dtype == np.float32
     assert data.fields.chunks[0] == 32 and data.done.tolist() == [True, True, True]
@@ -52,8 +53,11 @@ def test_round_trip(tmp_path, catalogue):
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, catalogue, monkeypatch):
-    reference = open_dataset(generate_dataset(tmp_path / "ref.zarr", 3, 8, 50, seed=1, workers=1,
-                                              catalogue=catalogue, chunk_samples=8))
+    reference = open_dataset(
+        generate_dataset(
+            tmp_path / "ref.zarr", 3, 8, 50, seed=1, workers=1, catalogue=catalogue, chunk_samples=8
+        )
+    )
     original, calls = generate.generate_chunk, []
 
     def killed_after_two_chunks(path, chunk, catalogue):
@@ -75,10 +79,12 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, catalogue,
 
 
 def test_parallel_workers_give_the_same_store(tmp_path, catalogue):
-    serial = generate_dataset(tmp_path / "a.zarr", 2, 12, 40, seed=2, workers=1, catalogue=catalogue,
-                              chunk_samples=10)
-    parallel = generate_dataset(tmp_path / "b.zarr", 2, 12, 40, seed=2, workers=2, catalogue=catalogue,
-                                chunk_samples=10)
+    serial = generate_dataset(
+        tmp_path / "a.zarr", 2, 12, 40, seed=2, workers=1, catalogue=catalogue, chunk_samples=10
+    )
+    parallel = generate_dataset(
+        tmp_path / "b.zarr", 2, 12, 40, seed=2, workers=2, catalogue=catalogue, chunk_samples=10
+    )
     assert_same_store(open_dataset(serial), open_dataset(parallel))
 
 
@@ -94,9 +100,12 @@ def test_other_parameters_on_existing_store_raise(tmp_path, catalogue):
 def test_bad_requests_raise(tmp_path, catalogue):
     with pytest.raises(FileNotFoundError, match="no dataset at"):
         open_dataset(tmp_path / "missing.zarr")
-    for dim, size, n, seed, message in ((4, 8, 10, 0, "dim must be 2 or 3"), (2, 0, 10, 0, "size must be"),
-                                        (2, 8, 0, 0, "n \\(number of samples\\) must be"),
-                                        (2, 8, 10, -1, "seed must be")):
+    for dim, size, n, seed, message in (
+        (4, 8, 10, 0, "dim must be 2 or 3"),
+        (2, 0, 10, 0, "size must be"),
+        (2, 8, 0, 0, "n \\(number of samples\\) must be"),
+        (2, 8, 10, -1, "seed must be"),
+    ):
         with pytest.raises(ValueError, match=message):
             generate_dataset(tmp_path / "x.zarr", dim, size, n, seed=seed, workers=1, catalogue=catalogue)
     assert not (tmp_path / "x.zarr").exists()

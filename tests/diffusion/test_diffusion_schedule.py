@@ -75,8 +75,14 @@ def test_sampling_with_an_oracle_network_returns_the_data_point():
     preset = get_preset("seedA-2d")
     abar = alphas_cumprod(preset["scheduler"])
     target = torch.rand(1, 3, 4, 4) * 2 - 1
-    config = {"unet": {}, "scheduler": preset["scheduler"], "prediction_type": "v_prediction", "dim": 2,
-              "size": 4, "channels": 3}
+    config = {
+        "unet": {},
+        "scheduler": preset["scheduler"],
+        "prediction_type": "v_prediction",
+        "dim": 2,
+        "size": 4,
+        "channels": 3,
+    }
     model = DiffusionModel(_OracleUNet(target, abar), config, device="cpu")
     for eta in (0.0, 1.0):
         x = model.sample(2, steps=10, eta=eta, generator=torch.Generator().manual_seed(0), progress=False)

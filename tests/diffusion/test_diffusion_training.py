@@ -31,20 +31,43 @@ def make_store(path: Path, n: int = 16, spatial: tuple[int, ...] = (8, 8), chann
     """A zarr group laid out like matdiff datasets: smooth random fields (n, C, *spatial) in [-1, 1]."""
     rng = np.random.default_rng(0)
     grids = np.meshgrid(*[np.linspace(0, 1, s) for s in spatial], indexing="ij")
-    fields = np.stack([
-        np.stack([np.sin(2 * np.pi * (rng.uniform() * sum(grids) + rng.uniform())) for _ in range(channels)])
-        for _ in range(n)
-    ]).astype(np.float32)
+    fields = np.stack(
+        [
+            np.stack(
+                [np.sin(2 * np.pi * (rng.uniform() * sum(grids) + rng.uniform())) for _ in range(channels)]
+            )
+            for _ in range(n)
+        ]
+    ).astype(np.float32)
     root = zarr.open_group(str(path), mode="w")
     root.create_array("fields", data=fields, chunks=(4, channels, *spatial))
-    root.attrs.update({"catalogue_hash": HASH, "dim": len(spatial), "size": spatial[0], "complete": True,
-                       "lo": [1.0, 0.1, 1.0], "hi": [400.0, 0.45, 20.0], "channels": ["E", "nu", "rho"]})
+    root.attrs.update(
+        {
+            "catalogue_hash": HASH,
+            "dim": len(spatial),
+            "size": spatial[0],
+            "complete": True,
+            "lo": [1.0, 0.1, 1.0],
+            "hi": [400.0, 0.45, 20.0],
+            "channels": ["E", "nu", "rho"],
+        }
+    )
     return path
 
 
 def tiny_train(data: Path, out: Path, **kwargs):
-    args = dict(preset="tiny", steps=4, batch=4, lr=1e-3, warmup=1, ckpt_every=100, seed=0, device="cpu",
-                progress=False, log_every=2)
+    args = dict(
+        preset="tiny",
+        steps=4,
+        batch=4,
+        lr=1e-3,
+        warmup=1,
+        ckpt_every=100,
+        seed=0,
+        device="cpu",
+        progress=False,
+        log_every=2,
+    )
     return train(data, out, **{**args, **kwargs})
 
 
@@ -92,8 +115,10 @@ def test_resume_is_exact(store, tmp_path):
         a = load_file(str(checkpoint_dirs(tmp_path / "a")[-1] / name))
         b = load_file(str(checkpoint_dirs(tmp_path / "b")[-1] / name))
         assert all(torch.equal(a[k], b[k]) for k in a)
-    state_a, state_b = (torch.load(checkpoint_dirs(p)[-1] / "train_state.pt", weights_only=True)
-                        for p in (tmp_path / "a", tmp_path / "b"))
+    state_a, state_b = (
+        torch.load(checkpoint_dirs(p)[-1] / "train_state.pt", weights_only=True)
+        for p in (tmp_path / "a", tmp_path / "b")
+    )
     assert state_a["lr_scheduler"] == state_b["lr_scheduler"]
     for k, v in state_a["optimizer"]["state"].items():
         assert torch.equal(v["exp_avg_sq"], state_b["optimizer"]["state"][k]["exp_avg_sq"])
@@ -200,8 +225,16 @@ def test_batch_stream_is_a_function_of_step_and_covers_epochs(store):
 
 def test_three_d_training_and_sampling(tmp_path):
     data = make_store(tmp_path / "f3.zarr", n=4, spatial=(8, 8, 8))
-    train(data, tmp_path / "r3", preset="tiny", steps=1, batch=2, device="cpu", progress=False,
-          unet_overrides={"spatial_dims": 3})
+    train(
+        data,
+        tmp_path / "r3",
+        preset="tiny",
+        steps=1,
+        batch=2,
+        device="cpu",
+        progress=False,
+        unet_overrides={"spatial_dims": 3},
+    )
     model = load_model(tmp_path / "r3")
     assert model.sample(1, steps=2, progress=False).shape == (1, 3, 8, 8, 8)
     with pytest.raises(ValueError, match="2D"):
@@ -219,11 +252,41 @@ def test_cli_train_and_sample(store, tmp_path):
     sample_cli.register(app)
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["train", "--data", str(store), "--out", str(out), "--preset", "tiny",
-                                 "--steps", "2", "--batch", "2", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(store),
+            "--out",
+            str(out),
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["sample", "--model", str(out), "--n", "3", "--steps", "2",
-                                 "--out", str(tmp_path / "s"), "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            "--model",
+            str(out),
+            "--n",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "s"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "s" / "samples.npy").shape == (3, 3, 8, 8)
     assert (tmp_path / "s" / "grid.png").stat().st_size > 0

@@ -46,11 +46,15 @@ def test_multigrid_gradient_directional_fd(dim, n):
     """Directional central differences of the multigrid-PCG outputs, and agreement with the direct solver."""
     E, nu = material((2,) + (n,) * dim, 4)
     g = torch.Generator().manual_seed(5)
-    dE, dnu = torch.randn(E.shape, generator=g, dtype=torch.float64), 0.01 * torch.randn(E.shape, generator=g,
-                                                                                          dtype=torch.float64)
+    dE, dnu = (
+        torch.randn(E.shape, generator=g, dtype=torch.float64),
+        0.01 * torch.randn(E.shape, generator=g, dtype=torch.float64),
+    )
     worst = 0.0
-    for name, f in (("K", lambda e, v: bulk_modulus(e, v, solver="mg", rtol=1e-12).sum()),
-                    ("C", lambda e, v: (homogenized_stiffness(e, v, solver="mg", rtol=1e-12) ** 2).sum())):
+    for name, f in (
+        ("K", lambda e, v: bulk_modulus(e, v, solver="mg", rtol=1e-12).sum()),
+        ("C", lambda e, v: (homogenized_stiffness(e, v, solver="mg", rtol=1e-12) ** 2).sum()),
+    ):
         ge, gn = torch.autograd.grad(f(E, nu), (E, nu))
         h = 1e-4
         with torch.no_grad():

@@ -10,8 +10,9 @@ def particles(shape, seed, contrast=100.0, dtype=torch.float64):
     """Two-phase disks/spheres in a matrix: E (GPa), nu (B, *spatial)."""
     g = torch.Generator().manual_seed(seed)
     dim = len(shape) - 1
-    axes = torch.meshgrid(*[(torch.arange(m, dtype=torch.float64) + 0.5) / m for m in shape[1:]],
-                          indexing="ij")
+    axes = torch.meshgrid(
+        *[(torch.arange(m, dtype=torch.float64) + 0.5) / m for m in shape[1:]], indexing="ij"
+    )
     x = torch.stack(axes, -1)  # (*spatial, d)
     inside = torch.zeros(shape, dtype=torch.bool)
     for b in range(shape[0]):
@@ -32,12 +33,15 @@ def test_solvers_agree(dim, n):
     for solver in ("mg", "jacobi"):
         k = bulk_modulus(E, nu, solver=solver)
         c = homogenized_stiffness(E, nu, solver=solver)
-        worst[solver] = max(float(((k - ref_k) / ref_k).abs().max()),
-                            float((c - ref_c).abs().max() / ref_c.abs().max()))
+        worst[solver] = max(
+            float(((k - ref_k) / ref_k).abs().max()), float((c - ref_c).abs().max() / ref_c.abs().max())
+        )
     k32 = bulk_modulus(E.float(), nu.float(), solver="mg")
     c32 = homogenized_stiffness(E.float(), nu.float(), solver="mg")
-    worst["mg float32"] = max(float(((k32.double() - ref_k) / ref_k).abs().max()),
-                              float((c32.double() - ref_c).abs().max() / ref_c.abs().max()))
+    worst["mg float32"] = max(
+        float(((k32.double() - ref_k) / ref_k).abs().max()),
+        float((c32.double() - ref_c).abs().max() / ref_c.abs().max()),
+    )
     print(f"solver agreement dim={dim} vs direct: {worst}")
     assert worst["mg"] < 1e-9 and worst["jacobi"] < 1e-9 and worst["mg float32"] < 1e-5
 
@@ -51,8 +55,10 @@ def test_multigrid_iterations_and_warm_start():
     first = warm.iterations["affine"]
     noise = 1.0 + 0.01 * torch.rand(E.shape, generator=torch.Generator().manual_seed(0), dtype=E.dtype)
     bulk_modulus(E * noise, nu, warm_start=warm)
-    print(f"iterations: jacobi {jac.iterations}, mg cold {cold.iterations}, first {first}, "
-          f"warm after a 1% random change {warm.iterations['affine']}")
+    print(
+        f"iterations: jacobi {jac.iterations}, mg cold {cold.iterations}, first {first}, "
+        f"warm after a 1% random change {warm.iterations['affine']}"
+    )
     assert cold.iterations * 5 < jac.iterations
     assert warm.iterations["affine"] < first
     assert cold.u.shape == (1, 1, 2, 33, 33)

@@ -65,7 +65,7 @@ def test_mask_is_elements_with_centre_inside(catalogue):
     centres = np.array([[0.3, 0.6], [0.7, 0.25]])
     size, r = 20, 0.18
     y, x = np.meshgrid(element_centres(size), element_centres(size), indexing="ij")
-    inside = ((y[None] - centres[:, 0, None, None]) ** 2 + (x[None] - centres[:, 1, None, None]) ** 2 <= r**2)
+    inside = (y[None] - centres[:, 0, None, None]) ** 2 + (x[None] - centres[:, 1, None, None]) ** 2 <= r**2
     np.testing.assert_array_equal(particle_mask(centres, r, size), inside.any(axis=0))
     # axis order (H, W) = (y, x): centre coordinate 0 indexes rows
     assert np.argwhere(particle_mask(np.array([[0.15, 0.85]]), 0.05, 10)).tolist() == [[1, 8]]
@@ -89,8 +89,10 @@ def test_stochastic_count_rounding(catalogue):
     assert set(np.unique(counts)) == {3, 4}
     assert abs((counts == 4).mean() - 0.2) < 4 * math.sqrt(0.2 * 0.8 / 4000)
     assert particle_count(vf, radius, 2) == 3
-    drawn = {realize_particles(2, 16, 0, 1, radius, vf, rng, catalogue, stochastic_count=True)[0].n_particles
-             for _ in range(30)}
+    drawn = {
+        realize_particles(2, 16, 0, 1, radius, vf, rng, catalogue, stochastic_count=True)[0].n_particles
+        for _ in range(30)
+    }
     assert drawn == {3, 4}
 
 

@@ -106,8 +106,9 @@ def nearest_mean_labels(values: np.ndarray, means: np.ndarray) -> np.ndarray:
     return squared.argmin(axis=1)
 
 
-def choose_particle_label(labels: np.ndarray, min_radius: float = MIN_RADIUS,
-                          max_radius: float = MAX_RADIUS) -> tuple[int, ParticleMatch]:
+def choose_particle_label(
+    labels: np.ndarray, min_radius: float = MIN_RADIUS, max_radius: float = MAX_RADIUS
+) -> tuple[int, ParticleMatch]:
     """The label (0 or 1) of a label grid (*spatial) whose particles match best, and its match.
 
     Raises NoParticleMatch naming both labels' reasons when neither matches.
@@ -132,9 +133,14 @@ def material_rows(means: np.ndarray, catalogue: Catalogue) -> tuple[np.ndarray, 
     return rows, distances
 
 
-def backproject(field: np.ndarray | torch.Tensor, catalogue: Catalogue | None = None, *,
-                min_radius: float = MIN_RADIUS, max_radius: float = MAX_RADIUS,
-                random_state: int = GMM_SEED) -> Backprojection:
+def backproject(
+    field: np.ndarray | torch.Tensor,
+    catalogue: Catalogue | None = None,
+    *,
+    min_radius: float = MIN_RADIUS,
+    max_radius: float = MAX_RADIUS,
+    random_state: int = GMM_SEED,
+) -> Backprojection:
     """Matrix/particle parameters of a normalized field (3, *spatial); catalogue None loads the shipped one.
 
     min_radius, max_radius: particle radius limits in unit lengths (seed A's code: 0.075 and 0.2).
@@ -159,29 +165,51 @@ def backproject(field: np.ndarray | torch.Tensor, catalogue: Catalogue | None = 
     ordered = means[[1 - particle, particle]]
     rows, distances = material_rows(ordered, catalogue)
     return Backprojection(
-        valid=True, reason="", matrix=int(rows[0]), particle=int(rows[1]), means=ordered,
-        means_physical=catalogue.denormalize(ordered), material_distances=distances,
+        valid=True,
+        reason="",
+        matrix=int(rows[0]),
+        particle=int(rows[1]),
+        means=ordered,
+        means_physical=catalogue.denormalize(ordered),
+        material_distances=distances,
         fit_variance=fit_variance,
-        mask=labels == particle, radius=match.radius, radius_variance=match.radius_variance,
-        volume_fraction=float(counts[particle] / labels.size), n_points=match.n_points,
+        mask=labels == particle,
+        radius=match.radius,
+        radius_variance=match.radius_variance,
+        volume_fraction=float(counts[particle] / labels.size),
+        n_points=match.n_points,
         n_particles=len(match.radii),
     )
 
 
-def invalid_backprojection(reason: str, means: np.ndarray, fit_variance: float, spatial: tuple[int, ...],
-                           catalogue: Catalogue) -> Backprojection:
+def invalid_backprojection(
+    reason: str, means: np.ndarray, fit_variance: float, spatial: tuple[int, ...], catalogue: Catalogue
+) -> Backprojection:
     """A Backprojection with valid=False: the GMM materials (2, 3) kept, geometry NaN/empty."""
     rows, distances = material_rows(means, catalogue)
     return Backprojection(
-        valid=False, reason=reason, matrix=int(rows[0]), particle=int(rows[1]), means=means,
-        means_physical=catalogue.denormalize(means), material_distances=distances, fit_variance=fit_variance,
-        mask=np.zeros(spatial, dtype=bool), radius=float("nan"), radius_variance=float("nan"),
-        volume_fraction=float("nan"), n_points=0, n_particles=0,
+        valid=False,
+        reason=reason,
+        matrix=int(rows[0]),
+        particle=int(rows[1]),
+        means=means,
+        means_physical=catalogue.denormalize(means),
+        material_distances=distances,
+        fit_variance=fit_variance,
+        mask=np.zeros(spatial, dtype=bool),
+        radius=float("nan"),
+        radius_variance=float("nan"),
+        volume_fraction=float("nan"),
+        n_points=0,
+        n_particles=0,
     )
 
 
-def backproject_batch(fields: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
-                      catalogue: Catalogue | None = None, **options: float) -> list[Backprojection]:
+def backproject_batch(
+    fields: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+    catalogue: Catalogue | None = None,
+    **options: float,
+) -> list[Backprojection]:
     """`backproject` every field of a batch (B, 3, *spatial) or a sequence of fields; options as there."""
     catalogue = load_catalogue() if catalogue is None else catalogue
     return [backproject(field, catalogue, **options) for field in fields]

@@ -115,8 +115,9 @@ def count_particles(points: np.ndarray, distances: np.ndarray) -> tuple[np.ndarr
     return ids, n_particles
 
 
-def match_particles(mask: np.ndarray, min_radius: float = MIN_RADIUS,
-                    max_radius: float = MAX_RADIUS) -> ParticleMatch:
+def match_particles(
+    mask: np.ndarray, min_radius: float = MIN_RADIUS, max_radius: float = MAX_RADIUS
+) -> ParticleMatch:
     """Match equal circles/spheres to the True elements of `mask` (*spatial), radii in unit lengths.
 
     Raises NoParticleMatch when the label covers more than `MAX_BORDER_SHARE` of the border, when no

@@ -32,15 +32,24 @@ def sample(
 
     net = load_model(model, device=resolve_device(device))
     generator = torch.Generator("cpu").manual_seed(seed)
-    chunks = [net.sample(min(batch, n - i), steps=steps, eta=eta, generator=generator).cpu()
-              for i in range(0, n, batch)]
+    chunks = [
+        net.sample(min(batch, n - i), steps=steps, eta=eta, generator=generator).cpu()
+        for i in range(0, n, batch)
+    ]
     samples = torch.cat(chunks).numpy().astype(np.float32)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "samples.npy", samples)
     field_grid_png(out / "grid.png", samples, title=f"{n} unconditional samples, {steps} steps (channel 0)")
-    meta = {"model": str(model) if model else "bundled", "n": n, "steps": steps, "eta": eta, "seed": seed,
-            "shape": list(samples.shape), "model_step": net.config.get("step"),
-            "catalogue_hash": net.config.get("catalogue_hash"),
-            "normalization": net.config.get("normalization")}
+    meta = {
+        "model": str(model) if model else "bundled",
+        "n": n,
+        "steps": steps,
+        "eta": eta,
+        "seed": seed,
+        "shape": list(samples.shape),
+        "model_step": net.config.get("step"),
+        "catalogue_hash": net.config.get("catalogue_hash"),
+        "normalization": net.config.get("normalization"),
+    }
     (out / "sample.json").write_text(json.dumps(meta, indent=2))
     typer.echo(f"{n} samples {tuple(samples.shape[1:])} -> {out / 'samples.npy'}, {out / 'grid.png'}")

@@ -34,8 +34,17 @@ SCALAR_PARAMS = {
     "n_particles": np.int32,
 }
 """Per-sample scalar parameter arrays and their dtypes."""
-IDENTITY_ATTRS = ("format", "dim", "size", "n", "seed", "chunk_samples", "max_particles", "catalogue_hash",
-                  "matdiff_version")
+IDENTITY_ATTRS = (
+    "format",
+    "dim",
+    "size",
+    "n",
+    "seed",
+    "chunk_samples",
+    "max_particles",
+    "catalogue_hash",
+    "matdiff_version",
+)
 """Attrs that must match for a generation run to resume an existing store."""
 
 
@@ -95,8 +104,11 @@ def create_store(path: Path, attrs: dict[str, Any]) -> zarr.Group:
     for name, dtype in SCALAR_PARAMS.items():
         group.create_array(name, shape=(n,), chunks=(chunk,), dtype=dtype)
     group.create_array(
-        "centres", shape=(n, attrs["max_particles"], dim), chunks=(chunk, attrs["max_particles"], dim),
-        dtype=np.float32, fill_value=np.nan,
+        "centres",
+        shape=(n, attrs["max_particles"], dim),
+        chunks=(chunk, attrs["max_particles"], dim),
+        dtype=np.float32,
+        fill_value=np.nan,
     )
     group.create_array("done", shape=(chunk_count(attrs),), chunks=(1,), dtype=bool, fill_value=False)
     group.attrs.update(attrs)

@@ -122,8 +122,9 @@ def checkpoint_dirs(run: str | Path) -> list[Path]:
     root = Path(run) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and p.name.startswith("step_") and "." not in p.name)
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and "." not in p.name
+    )
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -134,7 +135,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     found = checkpoint_dirs(path)
     if not found:
         raise CheckpointError(
-            f"{path} is neither a checkpoint directory (no {CONFIG}) nor a run with checkpoints")
+            f"{path} is neither a checkpoint directory (no {CONFIG}) nor a run with checkpoints"
+        )
     return found[-1]
 
 

@@ -65,8 +65,11 @@ def data_normalization(attrs: dict[str, Any]) -> dict[str, Any] | None:
         except Exception:  # noqa: BLE001 - a missing or broken catalogue just means "unknown"
             return None
         if catalogue.hash == attrs["catalogue_hash"]:
-            return {"channels": ["E", "nu", "rho"], "lo": [float(v) for v in catalogue.lo],
-                    "hi": [float(v) for v in catalogue.hi]}
+            return {
+                "channels": ["E", "nu", "rho"],
+                "lo": [float(v) for v in catalogue.lo],
+                "hi": [float(v) for v in catalogue.hi],
+            }
     return None
 
 
@@ -104,8 +107,12 @@ class BatchStream:
                 starts = rng.permutation(np.arange(0, self.n, self.chunk))
                 parts, ids = [], []
                 for b, i in enumerate(range(0, len(starts), self.chunks_per_buffer)):
-                    idx = np.concatenate([np.arange(s, min(s + self.chunk, self.n))
-                                          for s in starts[i:i + self.chunks_per_buffer]])
+                    idx = np.concatenate(
+                        [
+                            np.arange(s, min(s + self.chunk, self.n))
+                            for s in starts[i : i + self.chunks_per_buffer]
+                        ]
+                    )
                     parts.append(rng.permutation(idx))
                     ids.append(np.full(len(idx), b))
                 order, buffers = np.concatenate(parts), np.concatenate(ids)
@@ -133,9 +140,12 @@ class BatchStream:
         """Buffer ``b`` of ``epoch`` read chunk by chunk: (data (M, C, *S), sample index -> row)."""
         if self._buffer is None or self._buffer[0] != (epoch, b):
             starts = sorted({int(i) // self.chunk * self.chunk for i in indices})
-            data = np.concatenate([np.asarray(self.fields[s:s + self.chunk], dtype=np.float32)
-                                   for s in starts])
-            rows = {s + j: k for k, (s, j) in enumerate((s, j) for s in starts
-                                                        for j in range(min(self.chunk, self.n - s)))}
+            data = np.concatenate(
+                [np.asarray(self.fields[s : s + self.chunk], dtype=np.float32) for s in starts]
+            )
+            rows = {
+                s + j: k
+                for k, (s, j) in enumerate((s, j) for s in starts for j in range(min(self.chunk, self.n - s)))
+            }
             self._buffer = ((epoch, b), data, rows)
         return self._buffer[1], self._buffer[2]

@@ -58,7 +58,7 @@ class TrainResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; anything else as given."""
+    """ "auto" -> cuda when available, else cpu; anything else as given."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -100,11 +100,13 @@ def _resolve_args(preset: str, given: dict[str, Any], previous: dict[str, Any] |
         defaults = get_preset(preset)["training"]
         return {k: (defaults.get(k) if v is None else v) for k, v in given.items()}
     args = {k: (previous.get(k) if v is None else v) for k, v in given.items()}
-    conflicts = {k: (previous[k], args[k]) for k in TRAJECTORY_ARGS
-                 if k in previous and previous[k] != args[k]}
+    conflicts = {
+        k: (previous[k], args[k]) for k in TRAJECTORY_ARGS if k in previous and previous[k] != args[k]
+    }
     if conflicts:
-        raise CheckpointError(f"cannot resume: arguments differ from the run's checkpoint (was, now): "
-                              f"{conflicts}")
+        raise CheckpointError(
+            f"cannot resume: arguments differ from the run's checkpoint (was, now): {conflicts}"
+        )
     return args
 
 
@@ -146,8 +148,16 @@ def train(
     started = time.perf_counter()
     last_ckpt, previous = _resume_state(out)
     preset = previous["preset"] if previous else preset
-    given = dict(preset=preset, steps=steps, batch=batch, lr=lr, warmup=warmup, ema=ema,
-                 seed=seed, cache_bytes=cache_bytes)
+    given = dict(
+        preset=preset,
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        warmup=warmup,
+        ema=ema,
+        seed=seed,
+        cache_bytes=cache_bytes,
+    )
     args = _resolve_args(preset, given, previous["training"] if previous else None)
     args["seed"] = 0 if args["seed"] is None else args["seed"]
     args["cache_bytes"] = args["cache_bytes"] or 2**30
@@ -161,16 +171,24 @@ def train(
         config = previous
     else:
         spec = get_preset(preset)
-        unet_kwargs = {**spec["unet"], **(unet_overrides or {}),
-                       "in_channels": int(fields.shape[1]), "out_channels": int(fields.shape[1])}
+        unet_kwargs = {
+            **spec["unet"],
+            **(unet_overrides or {}),
+            "in_channels": int(fields.shape[1]),
+            "out_channels": int(fields.shape[1]),
+        }
         if fields.ndim - 2 != unet_kwargs["spatial_dims"]:
-            raise ValueError(f"preset {preset!r} is {unet_kwargs['spatial_dims']}D but the data {data} is "
-                             f"{fields.ndim - 2}D (fields {tuple(fields.shape)})")
+            raise ValueError(
+                f"preset {preset!r} is {unet_kwargs['spatial_dims']}D but the data {data} is "
+                f"{fields.ndim - 2}D (fields {tuple(fields.shape)})"
+            )
         unet = UNet(**unet_kwargs)
         config = _model_config(preset, unet, spec["scheduler"], fields, attrs, data)
     if list(fields.shape[1:]) != [config["channels"], *config["spatial"]]:
-        raise CheckpointError(f"data {tuple(fields.shape[1:])} does not match the run's "
-                              f"{[config['channels'], *config['spatial']]}")
+        raise CheckpointError(
+            f"data {tuple(fields.shape[1:])} does not match the run's "
+            f"{[config['channels'], *config['spatial']]}"
+        )
     if attrs.get("catalogue_hash") != config.get("catalogue_hash"):
         raise CheckpointError(f"data {data} was normalized with another catalogue than the run's")
     unet.to(dev).train()
@@ -216,8 +234,9 @@ def train(
         out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
         if step % ckpt_every == 0 or step == end or out_of_time:
             config = {**config, "training": args, "step": step}
-            result.checkpoint = _save(out, config, ema_unet, unet, optimizer, lr_schedule, generator, step,
-                                      keep)
+            result.checkpoint = _save(
+                out, config, ema_unet, unet, optimizer, lr_schedule, generator, step, keep
+            )
         if out_of_time:
             break
     bar.close()
@@ -227,18 +246,37 @@ def train(
 
 def _append_log(path: Path, step: int, losses: list[float], lr: float, sec_per_step: float) -> None:
     """Append one JSON line (step, mean loss over the window, lr, seconds per step) to the run log."""
-    record = {"step": step, "loss": sum(losses) / len(losses), "lr": lr, "sec_per_step": sec_per_step,
-              "time": time.time()}
+    record = {
+        "step": step,
+        "loss": sum(losses) / len(losses),
+        "lr": lr,
+        "sec_per_step": sec_per_step,
+        "time": time.time(),
+    }
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
 
 
-def _save(out: Path, config: dict, ema_unet: UNet, unet: UNet, optimizer, lr_schedule, generator,
-          step: int, keep: int) -> Path:
+def _save(
+    out: Path,
+    config: dict,
+    ema_unet: UNet,
+    unet: UNet,
+    optimizer,
+    lr_schedule,
+    generator,
+    step: int,
+    keep: int,
+) -> Path:
     """Write checkpoint ``step`` atomically and delete all but the newest ``keep`` checkpoints."""
-    state = {"step": step, "optimizer": optimizer.state_dict(), "lr_scheduler": lr_schedule.state_dict(),
-             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    state = {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "lr_scheduler": lr_schedule.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
     path = save_checkpoint(out / "checkpoints" / f"step_{step:08d}", config, ema_unet, unet, state)
     stale = checkpoint_dirs(out)[:-keep] + list((out / "checkpoints").glob("*.tmp"))  # interrupted saves
     for old in stale:

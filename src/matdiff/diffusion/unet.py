@@ -98,7 +98,7 @@ def sinusoidal_positions(spatial: tuple[int, ...], channels: int, device, dtype)
         axis_code = torch.cat([angle.sin(), angle.cos()], dim=1).T.to(dtype)  # (per_axis, n)
         view = [per_axis] + [1] * len(spatial)
         view[axis + 1] = n
-        code[axis * per_axis:(axis + 1) * per_axis] = axis_code.reshape(view)
+        code[axis * per_axis : (axis + 1) * per_axis] = axis_code.reshape(view)
     return code
 
 
@@ -175,12 +175,23 @@ class UNet(nn.Module):
             raise ValueError(f"mid_channels must end at block_channels[-1] = {block_channels[-1]}")
         out_channels = out_channels or in_channels
         self.config = dict(
-            spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
-            stem_channels=stem_channels, stem_kernel=stem_kernel, block_channels=list(block_channels),
-            layers_per_block=layers_per_block, attention_levels=list(attention_levels),
-            downsample_last=downsample_last, mid_channels=list(mid_channels), attention_heads=attention_heads,
-            norm_groups=norm_groups, time_embed_dim=time_embed_dim, time_hidden_dim=time_hidden_dim,
-            fourier_scale=fourier_scale, num_train_timesteps=num_train_timesteps, dropout=dropout,
+            spatial_dims=spatial_dims,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            stem_channels=stem_channels,
+            stem_kernel=stem_kernel,
+            block_channels=list(block_channels),
+            layers_per_block=layers_per_block,
+            attention_levels=list(attention_levels),
+            downsample_last=downsample_last,
+            mid_channels=list(mid_channels),
+            attention_heads=attention_heads,
+            norm_groups=norm_groups,
+            time_embed_dim=time_embed_dim,
+            time_hidden_dim=time_hidden_dim,
+            fourier_scale=fourier_scale,
+            num_train_timesteps=num_train_timesteps,
+            dropout=dropout,
         )
         dims, g, temb = spatial_dims, norm_groups, time_hidden_dim
         self.pools = [downsample_last or i < len(block_channels) - 1 for i in range(len(block_channels))]
@@ -193,7 +204,9 @@ class UNet(nn.Module):
 
         self.time_embed = nn.Sequential(
             FourierTimeEmbedding(time_embed_dim, fourier_scale, num_train_timesteps),
-            nn.Linear(time_embed_dim, temb), nn.SiLU(), nn.Linear(temb, temb),
+            nn.Linear(time_embed_dim, temb),
+            nn.SiLU(),
+            nn.Linear(temb, temb),
         )
         self.stem = _conv(dims, in_channels, stem_channels, stem_kernel)
 
@@ -220,8 +233,11 @@ class UNet(nn.Module):
             for j in range(layers_per_block):
                 last = level == 0 and j == layers_per_block - 1
                 c_out = stem_channels if last else block_channels[level]
-                layers.append(nn.ModuleList([res(c + block_channels[level], c_out),
-                                             attn(c_out, attention_levels[level])]))
+                layers.append(
+                    nn.ModuleList(
+                        [res(c + block_channels[level], c_out), attn(c_out, attention_levels[level])]
+                    )
+                )
                 c = c_out
             self.up.append(layers)
 
@@ -231,8 +247,10 @@ class UNet(nn.Module):
         """Model output (B, C_out, *S) for fields x (B, C, *S) at integer timesteps t (B,) or scalar."""
         factor = 2 ** sum(self.pools)
         if x.ndim != self.config["spatial_dims"] + 2 or any(s % factor for s in x.shape[2:]):
-            raise ValueError(f"expected (B, C, *S) with {self.config['spatial_dims']} spatial axes divisible "
-                             f"by {factor}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected (B, C, *S) with {self.config['spatial_dims']} spatial axes divisible "
+                f"by {factor}, got {tuple(x.shape)}"
+            )
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         temb = self.time_embed(t)
         pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d

@@ -44,8 +44,9 @@ def gather(u: torch.Tensor, periodic: bool) -> torch.Tensor:
     if periodic:
         u = wrap_pad(u, d)
     el = [s - 1 for s in u.shape[3:]]
-    parts = [u[(Ellipsis, *(slice(o, o + m) for o, m in zip(off, el, strict=True)))]
-             for off in corner_offsets(d)]
+    parts = [
+        u[(Ellipsis, *(slice(o, o + m) for o, m in zip(off, el, strict=True)))] for off in corner_offsets(d)
+    ]
     return torch.stack(parts, dim=2).reshape(u.shape[0], u.shape[1], -1, int(np.prod(el)))
 
 

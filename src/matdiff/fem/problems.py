@@ -65,8 +65,9 @@ class FEMSolution:
     solver: str
 
 
-def build_system(lam: torch.Tensor, mu: torch.Tensor, periodic: bool, solver: str, rtol: float | None,
-                 maxiter: int | None) -> tuple[LinearSystem, torch.Tensor]:
+def build_system(
+    lam: torch.Tensor, mu: torch.Tensor, periodic: bool, solver: str, rtol: float | None, maxiter: int | None
+) -> tuple[LinearSystem, torch.Tensor]:
     """Linear system for Lame fields (B, *el) and the element divergence vector int_e div N (n_loc,)."""
     el = tuple(lam.shape[1:])
     k_lam, k_mu, dvec = reference_matrices(tuple(1.0 / m for m in el), lam.dtype, lam.device)
@@ -128,10 +129,19 @@ def periodic_solve(system: LinearSystem, x0: torch.Tensor | None = None):
     return w, um, info
 
 
-def solve_displacement(E: torch.Tensor, nu: torch.Tensor, *, bc: str = "affine", plane: str = "stress",
-                       solver: str = "auto", rtol: float | None = None, maxiter: int | None = None,
-                       x0: torch.Tensor | None = None, eps0: float = 1.0,
-                       raise_on_failure: bool = True) -> FEMSolution:
+def solve_displacement(
+    E: torch.Tensor,
+    nu: torch.Tensor,
+    *,
+    bc: str = "affine",
+    plane: str = "stress",
+    solver: str = "auto",
+    rtol: float | None = None,
+    maxiter: int | None = None,
+    x0: torch.Tensor | None = None,
+    eps0: float = 1.0,
+    raise_on_failure: bool = True,
+) -> FEMSolution:
     """Displacement field for E (GPa), nu (B, H, W) / (B, D, H, W) under affine hydrostatic or periodic BCs.
 
     bc="affine": u = eps0 X on every boundary node; bc="periodic": fluctuations for the unit Voigt strains.

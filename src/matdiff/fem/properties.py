@@ -27,9 +27,17 @@ def _chunk_config(solver, rtol, maxiter, warm_start, sl: slice, n_chunks: int) -
     return SolveConfig(solver, rtol, maxiter, warm_start, "" if n_chunks == 1 else f"@{sl.start}")
 
 
-def bulk_modulus(E: torch.Tensor, nu: torch.Tensor, *, plane: str = "stress", solver: str = "auto",
-                 rtol: float | None = None, maxiter: int | None = None,
-                 warm_start: WarmStart | None = None, batch_size: int | None = None) -> torch.Tensor:
+def bulk_modulus(
+    E: torch.Tensor,
+    nu: torch.Tensor,
+    *,
+    plane: str = "stress",
+    solver: str = "auto",
+    rtol: float | None = None,
+    maxiter: int | None = None,
+    warm_start: WarmStart | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Apparent bulk modulus K (B,) in GPa under affine hydrostatic BC u = eps0 X on the boundary (SPEC 3).
 
     E (GPa), nu: (B, H, W) or (B, D, H, W), float32/float64, any device, axis order (y, x) / (z, y, x).
@@ -64,9 +72,17 @@ def _bulk_modulus(E: torch.Tensor, nu: torch.Tensor, dim: int, plane: str, cfg: 
     return (w2 + ell) / 6.0
 
 
-def homogenized_stiffness(E: torch.Tensor, nu: torch.Tensor, *, plane: str = "stress", solver: str = "auto",
-                          rtol: float | None = None, maxiter: int | None = None,
-                          warm_start: WarmStart | None = None, batch_size: int | None = None) -> torch.Tensor:
+def homogenized_stiffness(
+    E: torch.Tensor,
+    nu: torch.Tensor,
+    *,
+    plane: str = "stress",
+    solver: str = "auto",
+    rtol: float | None = None,
+    maxiter: int | None = None,
+    warm_start: WarmStart | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
     """Periodic homogenized stiffness C_hom in GPa, (B, 3, 3) in 2D or (B, 6, 6) in 3D (SPEC 3).
 
     Voigt order (xx, yy, xy) / (xx, yy, zz, yz, xz, xy) with engineering shear strain; 2D is plane stress

@@ -206,8 +206,10 @@ class DirectSolver:
         d = len(op.el_shape)
         free = mask.expand(1, 1, d, *mask.shape[3:]).reshape(-1).cpu().numpy() > 0
         self.free = np.flatnonzero(free)
-        self.lus = [spla.splu(sparse_stiffness(k, op.el_shape, op.periodic)[self.free][:, self.free].tocsc())
-                    for k in ke]
+        self.lus = [
+            spla.splu(sparse_stiffness(k, op.el_shape, op.periodic)[self.free][:, self.free].tocsc())
+            for k in ke
+        ]
 
     def solve(self, b: torch.Tensor) -> torch.Tensor:
         """K_ff^-1 b_f for a nodal field (B, R, d, *nodes); fixed dofs stay 0."""
@@ -222,8 +224,13 @@ class LinearSystem:
     """The masked stiffness system of one batch of materials, with its chosen solver set up once."""
 
     def __init__(
-        self, op: IsotropicOperator, solver: str, rtol: float | None = None, maxiter: int | None = None,
-        sweeps: int = 2, omega: float | None = None,
+        self,
+        op: IsotropicOperator,
+        solver: str,
+        rtol: float | None = None,
+        maxiter: int | None = None,
+        sweeps: int = 2,
+        omega: float | None = None,
     ):
         self.op = op
         dtype, device = op.coef.dtype, op.coef.device

@@ -52,8 +52,9 @@ def check_packable(n: int, radius: float, dim: int) -> None:
         )
 
 
-def overlap_push(centres: np.ndarray, radius: float, pairs: tuple[np.ndarray, np.ndarray],
-                 rng: np.random.Generator) -> np.ndarray | None:
+def overlap_push(
+    centres: np.ndarray, radius: float, pairs: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
+) -> np.ndarray | None:
     """Summed resolving displacement (n, dim) of all overlapping pairs, or None when none overlap."""
     first, second = pairs
     difference = centres[first] - centres[second]
