@@ -144,20 +144,26 @@ def run_targets(args: argparse.Namespace) -> None:
     from matdiff.cli.optimize_noise import write_outputs
     from matdiff.diffusion import load_model
     from matdiff.guidance.noise_opt import SEED_B_TARGETS, NoiseOptConfig, optimize_noise
+    from matdiff.styles import bundled_model_path
 
     torch.set_num_threads(args.threads)
-    model_path = Path(args.model or ROOT / "runs" / f"seedB-{args.style}-w32")
+    model_path = Path(args.model) if args.model else bundled_model_path(args.style)
     net = load_model(model_path, device="cpu")
-    config = NoiseOptConfig.for_style(args.style, max_iter=args.max_iter, tol=args.tol)
+    config = NoiseOptConfig.for_style(
+        args.style, max_iter=args.max_iter, tol=args.tol, joint=args.joint, n_candidates=args.candidates
+    )
     names = args.targets.split(",") if args.targets else list(SEED_B_TARGETS[args.style])
     rows = []
     for name in names:
         target = SEED_B_TARGETS[args.style][name]
         result = optimize_noise(net, target, n_designs=args.n_designs, seed=args.seed, config=config)
-        out = ROOT / "runs" / "noise_opt" / f"{args.style}-{name}-seed{args.seed}-it{args.max_iter}"
+        tag = f"-c{args.candidates}" if args.candidates else ""
+        tag += "-joint" if args.joint else ""
+        out = ROOT / "runs" / "noise_opt" / f"{args.style}-{name}-seed{args.seed}-it{args.max_iter}{tag}"
         command = (
             f"python benchmarks/noise_opt.py run --style {args.style} --targets {name} "
-            f"--max-iter {args.max_iter} --seed {args.seed} --n-designs {args.n_designs}"
+            f"--max-iter {args.max_iter} --seed {args.seed} --n-designs {args.n_designs} "
+            f"--candidates {args.candidates}" + (" --joint" if args.joint else "")
         )
         write_outputs(
             result,
@@ -172,13 +178,18 @@ def run_targets(args: argparse.Namespace) -> None:
         )
         for b in range(args.n_designs):
             iters = sum(s.iterations[b] for s in result.stages)
+            stage_losses = " / ".join(f"{s.loss[b]:.3g}" for s in result.stages)
             rows.append(
-                f"| {args.style} | {name} | {b} | {result.loss_init[b]:.3g} | {result.loss_final[b]:.3g} | "
-                f"{100 * result.binarization[b]:.1f} | {iters} | {result.wall_time_s / args.n_designs:.0f} |"
+                f"| {args.style} | {name} | {b} | {result.loss_init[b]:.3g} | {stage_losses} | "
+                f"**{result.loss_final[b]:.3g}** | {100 * result.binarization[b]:.1f} | {iters} | "
+                f"{result.wall_time_s / args.n_designs:.0f} |"
             )
-        print(rows[-1], flush=True)
-    print("| style | target | design | initial loss | final loss | B (%) | L-BFGS iters | wall s/design |")
-    print("|---|---|---|---|---|---|---|---|")
+            print(rows[-1], flush=True)
+    print(
+        "| style | target | design | initial loss | loss after each stage | final loss | B (%) "
+        "| L-BFGS iters | wall s/design |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
@@ -208,7 +219,9 @@ def main() -> None:
     p = sub.add_parser("run")
     p.add_argument("--style", choices=sorted(STORES), required=True)
     p.add_argument("--targets", default=None, help="comma-separated seed B target names (default: all)")
-    p.add_argument("--model", default=None, help="checkpoint or run folder (default runs/seedB-<style>-w32)")
+    p.add_argument("--model", default=None, help="checkpoint or run folder (default: the bundled model)")
+    p.add_argument("--candidates", type=int, default=0, help="pick the initial noises from this many draws")
+    p.add_argument("--joint", action="store_true", help="one L-BFGS over all designs (default: one each)")
     p.add_argument("--n-designs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations per stage (seed B: 100)")

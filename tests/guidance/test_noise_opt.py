@@ -13,10 +13,12 @@ from matdiff.guidance.noise_opt import (
     NoiseOptConfig,
     binarization,
     evaluate_designs,
+    initial_noise,
     optimize_noise,
     parse_target,
     project,
     run_stage,
+    select_initial_noise,
     validate_target,
 )
 
@@ -169,6 +171,45 @@ def test_stage_stops_on_tolerance_and_on_iteration_cap():
     assert torch.equal(out.loss, rosenbrock_losses(out.noise))  # each design ends at its best point
 
 
+def test_independent_designs_match_single_design_runs():
+    w0 = torch.full((2, 1, 2, 2), 0.5, dtype=torch.float64)
+    w0[1].view(-1)[0::2], w0[1].view(-1)[1::2] = -1.2, 1.0
+    both = run_stage(rosenbrock_losses, w0, tol=1e-2, max_iter=6)
+    for i in range(2):
+        alone = run_stage(rosenbrock_losses, w0[i : i + 1], tol=1e-2, max_iter=6)
+        assert torch.equal(both.noise[i], alone.noise[0]) and both.loss[i] == alone.loss[0]
+        assert both.iterations[i] == alone.iterations[0]
+    first = both.history[0]
+    assert torch.isnan(first[1]) and not torch.isnan(first[0])  # design 1 had not started
+    joint = run_stage(rosenbrock_losses, w0, tol=1e-2, max_iter=6, joint=True)
+    assert not torch.equal(joint.noise, both.noise)  # the shared line search takes other steps
+
+
+def test_select_initial_noise_keeps_the_lowest_losses():
+    cands = torch.randn(10, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    loss = lambda w: (w**2).flatten(1).sum(1)  # noqa: E731
+    noise, idx, losses = select_initial_noise(loss, cands, 3, chunk=4)
+    torch.testing.assert_close(losses, loss(cands))
+    assert idx.tolist() == torch.argsort(losses)[:3].tolist()
+    assert torch.equal(noise, cands[idx])
+    with pytest.raises(ValueError, match="cannot keep"):
+        select_initial_noise(loss, cands, 11)
+
+
+def test_optimize_noise_starts_from_the_best_candidates():
+    target = [[40.0, 10.0, 0.0], [10.0, 40.0, 0.0], [0.0, 0.0, 8.0]]
+    cfg = NoiseOptConfig(gammas=(2.0,), max_iter=1, checkpoint=False, n_candidates=12)
+    kw = dict(n_designs=2, seed=0, stiffness_fn=standin_stiffness, image_shape=(1, 8, 8))
+    res = optimize_noise(TinyDenoiser(), target, config=cfg, **kw)
+    cand = res.extra["candidates"]
+    assert cand["n"] == 12 and len(cand["chosen_index"]) == 2
+    assert max(cand["chosen_loss"]) <= cand["median_loss"]
+    pool = initial_noise(12, (1, 8, 8), 0, torch.float64)
+    assert np.array_equal(res.noise_init, pool[cand["chosen_index"]].numpy())
+    with pytest.raises(ValueError, match="not both"):
+        optimize_noise(TinyDenoiser(), target, noise=pool[:2], config=cfg, **kw)
+
+
 def test_stage_is_skipped_when_already_below_tolerance():
     w0 = torch.ones(1, 1, 2, 2, dtype=torch.float64)
     w0[0, 0, 0, 0] = 0.0
@@ -239,12 +280,9 @@ def test_chain_gradient_matches_finite_differences_standin_fem():
 
 
 def test_chain_gradient_matches_finite_differences_real_fem():
-    fem = pytest.importorskip("matdiff.fem", reason="matdiff.fem (FEM helper) has not landed yet")
-    if not hasattr(fem, "homogenized_stiffness"):
-        pytest.skip("matdiff.fem.homogenized_stiffness has not landed yet")
-    check_directional_derivatives(
-        TinyDenoiser(), fem.homogenized_stiffness, (1, 1, 8, 8), n_dirs=1, rtol=1e-4
-    )
+    from matdiff.fem import homogenized_stiffness
+
+    check_directional_derivatives(TinyDenoiser(), homogenized_stiffness, (1, 1, 8, 8), n_dirs=1, rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -292,6 +330,8 @@ def test_cli_optimize_noise_end_to_end(tmp_path):
             "5",
             "--max-iter",
             "1",
+            "--candidates",
+            "3",
         ],
     )
     assert res.exit_code == 0, res.output
@@ -299,5 +339,6 @@ def test_cli_optimize_noise_end_to_end(tmp_path):
     assert summary["target"] == SEED_B_TARGETS["digits"]["orthotropic"] and summary["n_designs"] == 2
     assert len(summary["stages"]) == 1 and len(summary["binarization"]) == 2 and summary["wall_time_s"] > 0
     assert summary["config"]["gammas"] == [5.0]
+    assert summary["candidates"]["n"] == 3 and len(summary["candidates"]["chosen_index"]) == 2
     for name in ("designs.png", "tiling_5x5.png", "loss_curve.png", "arrays.npz"):
         assert (out / name).exists()

@@ -154,7 +154,16 @@ def optimize_noise_command(
     model: Path | None = typer.Option(
         None, help="Checkpoint or run folder; default: the bundled style model."
     ),
-    n_designs: int = typer.Option(1, min=1, help="Independent designs optimized as one batch."),
+    n_designs: int = typer.Option(1, min=1, help="Independent designs (initial noises)."),
+    candidates: int = typer.Option(
+        0,
+        min=0,
+        help="Draw this many noises and start from the n-designs with the lowest loss at the first gamma "
+        "(seed B hand-picked its starting noises from 2,000 draws); 0: the first n-designs draws.",
+    ),
+    joint: bool = typer.Option(
+        False, help="One L-BFGS over all designs as one batch (GPU) instead of one L-BFGS per design."
+    ),
     gammas: str | None = typer.Option(None, help="Projection slopes, e.g. '5,10,20,80' (default: seed B's)."),
     max_iter: int = typer.Option(100, min=1, help="L-BFGS iterations per stage."),
     tol: float = typer.Option(1e-2, help="Stage tolerance on the loss sum_ij (C_ij - C*_ij)^2."),
@@ -172,7 +181,14 @@ def optimize_noise_command(
             f"unknown style {style!r}; choose one of {sorted(SEED_B_GAMMAS)}", param_hint="--style"
         )
     target_name, target = resolve_target(target_c, style)
-    config = NoiseOptConfig(gammas=parse_gammas(gammas, style), max_iter=max_iter, tol=tol)
+    if candidates and candidates < n_designs:
+        raise typer.BadParameter(
+            f"--candidates {candidates} must be 0 or at least --n-designs {n_designs}",
+            param_hint="--candidates",
+        )
+    config = NoiseOptConfig(
+        gammas=parse_gammas(gammas, style), max_iter=max_iter, tol=tol, joint=joint, n_candidates=candidates
+    )
     if threads:
         torch.set_num_threads(threads)
     model_path = resolve_model_path(style, model)
@@ -184,13 +200,14 @@ def optimize_noise_command(
         TextColumn("{task.completed:.0f} iters"),
         TimeElapsedColumn(),
     ) as bar:
-        task = bar.add_task("starting", total=len(config.gammas) * config.max_iter)
+        per_stage = config.max_iter * n_designs
+        task = bar.add_task("starting", total=len(config.gammas) * per_stage)
 
         def progress(stage: int, gamma: float, losses: torch.Tensor, iters: torch.Tensor) -> None:
             shown = ", ".join(f"{v:.3g}" for v in losses.tolist())
             bar.update(
                 task,
-                completed=stage * config.max_iter + int(iters.max()),
+                completed=stage * per_stage + int(iters.sum()),
                 description=f"stage {stage + 1}/{len(config.gammas)} gamma={gamma:g} best loss [{shown}]",
             )
 

@@ -22,11 +22,16 @@ Facts taken from seed B and its code (CMSL-HKUST/genopt), used as defaults:
 - The image's first row is the top edge (y = 1), as in genopt, which flips rows before its mesh; we flip rows
   before calling the FEM, whose row index follows +y (``flip_rows``). This fixes the sign of C13 and C23.
 
-**Chosen**: B designs are optimized as one batch (one batched DDIM and one batched FEM call per evaluation) by
-a single L-BFGS on the sum of the per-design losses; the objective is separable, but the L-BFGS memory and
-line search are shared. As soon as a design reaches ``tol`` it is frozen at its best point and the L-BFGS
-restarts (fresh memory) on the remaining designs. Each design is restored to the best point it visited in a
-stage.
+**Chosen**: by default each design has its own L-BFGS (memory and line search), as seed B optimized one
+design at a time; the designs of a run are then optimized one after another. ``joint=True`` instead optimizes
+all B designs as one batch (one batched DDIM and FEM call per evaluation, better for a GPU) by a single L-BFGS
+on the sum of the per-design losses: the objective is separable, but the shared curvature pairs and step
+length slow each design down. In joint mode a design that reaches ``tol`` is frozen and the L-BFGS restarts
+(fresh memory) on the others. Each design ends a stage at the best point it visited.
+
+Initial noises: seed B picked its starting noises per target by hand from 2,000 draws (genopt's ``ids``).
+``n_candidates`` automates that choice: draw that many noises, evaluate the loss of each at the first stage's
+gamma, and start from the n_designs lowest (``select_initial_noise``).
 """
 
 from __future__ import annotations
@@ -89,6 +94,8 @@ class NoiseOptConfig:
     line_search: str | None = "strong_wolfe"
     checkpoint: bool = True
     flip_rows: bool = True
+    joint: bool = False
+    n_candidates: int = 0
 
     @classmethod
     def for_style(cls, style: str, **overrides: Any) -> NoiseOptConfig:
@@ -260,13 +267,57 @@ def run_stage(
     line_search: str | None = "strong_wolfe",
     max_evals_per_iter: int = 4,
     on_evaluation: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    joint: bool = False,
 ) -> StageOutcome:
     """Minimize the per-design losses loss_fn(w) (b,) over w (B, ...) with L-BFGS until each is < tol.
 
-    A design is finished when its loss is below `tol` (it is then frozen and L-BFGS restarts on the others) or
-    after `max_iter` L-BFGS iterations in this stage; each design ends at the best point it visited.
-    `on_evaluation(losses (B,), iterations (B,))` is called after every evaluation (progress display).
+    A design is finished when its loss is below `tol` or after `max_iter` L-BFGS iterations in this stage;
+    each design ends at the best point it visited. joint=False: one L-BFGS per design, run one after another
+    (loss_fn is called on one design at a time; history rows hold NaN for designs not yet started);
+    joint=True: one L-BFGS on the sum over all designs. `on_evaluation(losses (B,), iterations (B,))` is
+    called after every evaluation (progress display).
     """
+    if joint or noise.shape[0] == 1:
+        return _run_joint(
+            loss_fn, noise, tol, max_iter, history_size, line_search, max_evals_per_iter, on_evaluation
+        )
+    B = noise.shape[0]
+    best_loss = torch.full((B,), math.nan, dtype=torch.float64)
+    iterations = torch.zeros(B, dtype=torch.long)
+    parts: list[StageOutcome] = []
+    history: list[torch.Tensor] = []
+    for i in range(B):
+
+        def report(losses: torch.Tensor, iters: torch.Tensor, i: int = i) -> None:
+            best_loss[i], iterations[i] = losses[0], iters[0]
+            history.append(best_loss.clone())
+            if on_evaluation is not None:
+                on_evaluation(best_loss.clone(), iterations.clone())
+
+        part = _run_joint(
+            loss_fn, noise[i : i + 1], tol, max_iter, history_size, line_search, max_evals_per_iter, report
+        )
+        best_loss[i], iterations[i] = part.loss[0], part.iterations[0]
+        parts.append(part)
+    return StageOutcome(
+        torch.cat([p.noise for p in parts]),
+        torch.cat([p.loss for p in parts]),
+        torch.cat([p.iterations for p in parts]),
+        history,
+    )
+
+
+def _run_joint(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    noise: torch.Tensor,
+    tol: float,
+    max_iter: int,
+    history_size: int,
+    line_search: str | None,
+    max_evals_per_iter: int,
+    on_evaluation: Callable[[torch.Tensor, torch.Tensor], None] | None,
+) -> StageOutcome:
+    """run_stage with one L-BFGS on the sum of the losses of all B designs (frozen when below tol)."""
     B = noise.shape[0]
     best_noise = noise.detach().clone()
     best_loss = torch.full((B,), math.inf, dtype=torch.float64)
@@ -396,6 +447,21 @@ def initial_noise(
     return torch.randn((n, *shape), generator=g, dtype=torch.float64).to(dtype)
 
 
+def select_initial_noise(
+    loss_fn: Callable[[torch.Tensor], torch.Tensor], candidates: torch.Tensor, n_keep: int, chunk: int = 64
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The n_keep candidate noises (N, ...) with the lowest loss_fn (no gradients, in chunks of `chunk`).
+
+    Returns (noise (n_keep, ...), their indices (n_keep,) into candidates, all candidate losses (N,)).
+    """
+    if not 1 <= n_keep <= candidates.shape[0]:
+        raise ValueError(f"cannot keep {n_keep} of {candidates.shape[0]} candidate noises")
+    with torch.no_grad():
+        losses = torch.cat([loss_fn(candidates[s : s + chunk]) for s in range(0, len(candidates), chunk)])
+    order = torch.argsort(losses)[:n_keep]
+    return candidates[order].clone(), order, losses
+
+
 def optimize_noise(
     model: Denoiser,
     target_C: Any,
@@ -411,7 +477,9 @@ def optimize_noise(
     """Design B = n_designs microstructures whose C_hom matches target_C (3, 3) by optimizing the DDIM noise.
 
     noise: initial noise (B, 1, H, W); drawn from `seed` when None (shape from `image_shape` or the model's
-    ``config`` sample size, default (1, 32, 32)). stiffness_fn(E, nu, plane=...) -> (B, 3, 3) defaults to
+    ``config`` sample size, default (1, 32, 32)): the first n_designs draws, or with ``config.n_candidates``
+    the n_designs of that many draws with the lowest loss at the first gamma (``select_initial_noise``).
+    stiffness_fn(E, nu, plane=...) -> (B, 3, 3) defaults to
     matdiff.fem.homogenized_stiffness. progress(stage, gamma, best_losses (B,), iterations (B,)) is called
     after every evaluation. The model's weights are frozen (requires_grad False) for the run.
     """
@@ -421,14 +489,30 @@ def optimize_noise(
     unet = getattr(model, "unet", None)
     if isinstance(unet, torch.nn.Module):
         unet.eval().requires_grad_(False)
-    if noise is None:
-        shape = tuple(image_shape) if image_shape is not None else _model_image_shape(model)
-        noise = initial_noise(n_designs, shape, seed, _model_dtype(model))
+    if noise is not None and config.n_candidates:
+        raise ValueError("give either an initial noise or config.n_candidates, not both")
     generator = DdimGenerator(model, config.num_inference_steps, config.checkpoint)
     start = time.perf_counter()
 
     def evaluate(w: torch.Tensor, gamma: float) -> Evaluation:
         return evaluate_designs(w, generator, gamma, target, config, stiffness_fn)
+
+    extra: dict[str, Any] = {}
+    if noise is None:
+        shape = tuple(image_shape) if image_shape is not None else _model_image_shape(model)
+        noise = initial_noise(max(n_designs, config.n_candidates), shape, seed, _model_dtype(model))
+        if config.n_candidates:
+            noise, chosen, losses = select_initial_noise(
+                lambda w: evaluate(w, config.gammas[0]).loss, noise, n_designs
+            )
+            extra["candidates"] = {
+                "n": config.n_candidates,
+                "gamma": float(config.gammas[0]),
+                "chosen_index": chosen.tolist(),
+                "chosen_loss": losses[chosen].tolist(),
+                "median_loss": float(losses.median()),
+                "selection_time_s": time.perf_counter() - start,
+            }
 
     with torch.no_grad():
         first = evaluate(noise, config.gammas[-1])
@@ -452,6 +536,7 @@ def optimize_noise(
             config.line_search,
             config.max_evals_per_iter,
             on_evaluation=report,
+            joint=config.joint,
         )
         w = outcome.noise
         with torch.no_grad():
@@ -487,6 +572,7 @@ def optimize_noise(
         loss_history=torch.stack(history).numpy() if history else np.zeros((0, noise.shape[0])),
         history_stage=np.asarray(history_stage, dtype=np.int64),
         wall_time_s=wall,
+        extra=extra,
     )
 
 
