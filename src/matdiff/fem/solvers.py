@@ -117,15 +117,25 @@ class DenseCoarseSolver:
 
 @dataclass
 class Level:
-    """One multigrid level: operator, free-dof mask (1, 1, 1, *nodes), inverse diagonal (B, 1, d, *nodes)."""
+    """One multigrid level: operator, free-dof mask (1, 1, 1, *nodes), inverse diagonal (B, 1, d, *nodes)
+    (0 on fixed dofs) and, once the damping is known, the smoother's omega D^-1 (same shape)."""
 
     op: IsotropicOperator | ElementOperator
     mask: torch.Tensor
     dinv: torch.Tensor
+    wdinv: torch.Tensor | None = None
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Masked K x."""
         return self.mask * self.op.apply(x)
+
+    def smooth(self, r: torch.Tensor, x: torch.Tensor | None, sweeps: int) -> torch.Tensor:
+        """`sweeps` damped Jacobi sweeps x += omega D^-1 (r - K x) from x (None: from 0); fixed dofs stay 0."""
+        if x is None:
+            x, sweeps = self.wdinv * r, sweeps - 1
+        for _ in range(sweeps):
+            x = x.addcmul(self.wdinv, r - self.op.apply(x))  # wdinv is 0 on fixed dofs: no mask needed
+        return x
 
 
 def make_level(op, mask: torch.Tensor) -> Level:
@@ -157,7 +167,7 @@ class Multigrid:
     """Geometric multigrid V-cycle: Galerkin coarse element matrices, damped Jacobi, dense coarsest solve."""
 
     def __init__(
-        self, fine: IsotropicOperator, mask: torch.Tensor, sweeps: int = 2, omega: float | None = None
+        self, fine: IsotropicOperator, mask: torch.Tensor, sweeps: int = 1, omega: float | None = None
     ):
         self.sweeps, self.periodic = sweeps, fine.periodic
         el_shape, op = fine.el_shape, fine
@@ -169,20 +179,17 @@ class Multigrid:
             mask = free_mask(el_shape, self.periodic, mask.dtype, mask.device)
             self.levels.append(make_level(op, mask))
         self.coarse = DenseCoarseSolver(op.element_matrices(), el_shape, self.periodic, mask)
-        self.omegas = [jacobi_weight(lv) if omega is None else omega for lv in self.levels[:-1]]
+        for level in self.levels[:-1]:
+            level.wdinv = (jacobi_weight(level) if omega is None else omega) * level.dinv
 
     def _cycle(self, lev: int, r: torch.Tensor) -> torch.Tensor:
         if lev == len(self.levels) - 1:
             return self.coarse.solve(r)
-        level, w = self.levels[lev], self.omegas[lev]
-        x = w * level.dinv * r
-        for _ in range(self.sweeps - 1):
-            x = x + w * level.dinv * (r - level.apply(x))
+        level = self.levels[lev]
+        x = level.smooth(r, None, self.sweeps)
         rc = self.levels[lev + 1].mask * restrict(r - level.apply(x), self.periodic)
         x = x + level.mask * prolong(self._cycle(lev + 1, rc), self.periodic)
-        for _ in range(self.sweeps):
-            x = x + w * level.dinv * (r - level.apply(x))
-        return x
+        return level.smooth(r, x, self.sweeps)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One symmetric V-cycle applied to a residual (B, R, d, *nodes)."""
@@ -229,7 +236,7 @@ class LinearSystem:
         solver: str,
         rtol: float | None = None,
         maxiter: int | None = None,
-        sweeps: int = 2,
+        sweeps: int = 1,
         omega: float | None = None,
     ):
         self.op = op
