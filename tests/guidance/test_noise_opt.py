@@ -171,6 +171,15 @@ def test_stage_stops_on_tolerance_and_on_iteration_cap():
     assert torch.equal(out.loss, rosenbrock_losses(out.noise))  # each design ends at its best point
 
 
+def test_stalled_lbfgs_is_restarted_until_the_iteration_cap():
+    w0 = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+    w0.view(-1)[0::2], w0.view(-1)[1::2] = -1.2, 1.0
+    # one evaluation per iteration: the strong-Wolfe search exhausts L-BFGS's evaluation budget early
+    out = run_stage(rosenbrock_losses, w0, tol=1e-12, max_iter=30, max_evals_per_iter=1)
+    assert out.iterations[0] == 30
+    assert out.loss[0] < float(rosenbrock_losses(w0)[0])
+
+
 def test_independent_designs_match_single_design_runs():
     w0 = torch.full((2, 1, 2, 2), 0.5, dtype=torch.float64)
     w0[1].view(-1)[0::2], w0[1].view(-1)[1::2] = -1.2, 1.0

@@ -317,7 +317,11 @@ def _run_joint(
     max_evals_per_iter: int,
     on_evaluation: Callable[[torch.Tensor, torch.Tensor], None] | None,
 ) -> StageOutcome:
-    """run_stage with one L-BFGS on the sum of the losses of all B designs (frozen when below tol)."""
+    """run_stage with one L-BFGS on the sum of the losses of all B designs (frozen when below tol).
+
+    When L-BFGS stops early (failed line search, evaluation cap) after improving, it is restarted from the
+    best point with fresh memory until the iteration cap; a restart that improves nothing ends the stage.
+    """
     B = noise.shape[0]
     best_noise = noise.detach().clone()
     best_loss = torch.full((B,), math.inf, dtype=torch.float64)
@@ -357,10 +361,14 @@ def _run_joint(
             total.backward()
             return total
 
+        before = float(best_loss[active].sum()) if bool(torch.isfinite(best_loss[active]).all()) else math.inf
         try:
             opt.step(closure)
             iterations[active] += opt.state[param].get("n_iter", 0)
-            break  # L-BFGS ran out of iterations (or stalled): the stage ends for all active designs
+            if not float(best_loss[active].sum()) < before:
+                break  # no progress since the last (re)start: the stage ends for the active designs
+            # otherwise L-BFGS used up its iterations (the loop ends) or stopped early on a failed line
+            # search or its evaluation cap: restart it from the best point with fresh memory
         except _Finished as finished:
             iterations[active] += opt.state[param].get("n_iter", 0)
             active = active[~finished.done]
