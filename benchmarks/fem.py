@@ -1,10 +1,10 @@
 """Benchmark of matdiff.fem: bulk modulus forward + gradient per sample, 2D 64x64 and 3D 32^3, vs peers.
 
-Usage: python benchmarks/fem.py [--quick] [--threads N] [--torchfem-python PATH]
+Usage: python benchmarks/fem.py [--quick] [--threads N] [--torchfem-python PATH] [--jaxfem-python PATH]
 
 Prints a markdown table. Peers: scipy spsolve / SuperLU (our sparse assembly), pyamg smoothed aggregation,
-torch-fem (run as a subprocess in a separate venv, if --torchfem-python is given and exists). JAX-FEM is
-not run here (a 12-minute PETSc build); its numbers from docs/DEPENDENCIES are printed, labelled as such.
+torch-fem and JAX-FEM, each run as a subprocess in its own benchmark-only venv when its python exists
+(see docs/benchmarks.md for how those venvs are made; JAX-FEM needs a ~12-minute PETSc build).
 """
 
 from __future__ import annotations
@@ -62,11 +62,78 @@ t2 = time.perf_counter()
 print(json.dumps({"K": float(K), "forward": t1 - t0, "gradient": t2 - t1}))
 """
 
-JAXFEM_MEASURED = (
-    "JAX-FEM (seed B's code; measured earlier on this kind of machine, see DEPENDENCIES.md, NOT in this "
-    "run): "
-    "2D 32x32 periodic C_hom forward 0.184 s, value_and_grad 0.568 s"
-)
+JAXFEM_SCRIPT = r"""
+import json, sys, time
+import numpy as onp
+import jax, jax.numpy as np
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_platform_name", "cpu")
+from jax_fem import logger
+logger.setLevel("WARNING")
+from jax_fem.generate_mesh import Mesh, box_mesh, rectangle_mesh
+from jax_fem.problem import Problem
+from jax_fem.solver import ad_wrapper
+E_np, nu_np = onp.load(sys.argv[1]), onp.load(sys.argv[2])
+dim, n, eps0 = E_np.ndim, E_np.shape, 0.01
+if dim == 2:
+    mio, ele = rectangle_mesh(n[1], n[0], 1.0, 1.0), "QUAD4"
+    cells = mio.cells_dict["quad"]
+else:
+    mio, ele = box_mesh(n[2], n[1], n[0], 1.0, 1.0, 1.0), "HEX8"
+    cells = mio.cells_dict["hexahedron"]
+mesh = Mesh(mio.points, cells, ele_type=ele)
+centre = mesh.points[mesh.cells].mean(1)  # (x, y[, z]) -> array index (z, y, x)
+idx = tuple(onp.floor(centre[:, dim - 1 - a] * n[a]).astype(int) for a in range(dim))
+E0, nu0 = E_np[idx], nu_np[idx]
+
+
+class Bulk(Problem):
+    def get_tensor_map(self):
+        def stress(u_grad, E, nu):
+            eps = 0.5 * (u_grad + u_grad.T)
+            if dim == 2:  # plane stress
+                lam = E * nu / (1.0 - nu * nu)
+            else:
+                lam = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+            return lam * np.trace(eps) * np.eye(dim) + E / (1.0 + nu) * eps
+        return stress
+
+    def set_params(self, E):
+        nq = self.fes[0].num_quads
+        self.internal_vars = [np.repeat(E[:, None], nq, 1), np.repeat(np.asarray(nu0)[:, None], nq, 1)]
+
+
+on_boundary = lambda p: np.any(np.isclose(p, 0.0, atol=1e-9) | np.isclose(p, 1.0, atol=1e-9))
+bc = [[on_boundary] * dim, list(range(dim)), [(lambda p, i=i: eps0 * p[i]) for i in range(dim)]]
+problem = Bulk(mesh, vec=dim, dim=dim, ele_type=ele, dirichlet_bc_info=bc)
+opts = {"umfpack_solver": {}}
+fwd = ad_wrapper(problem, solver_options=opts, adjoint_solver_options=opts)
+fe = problem.fes[0]
+JxW = np.asarray(fe.JxW)  # (cells, quads)
+
+
+def bulk(E):
+    u_grad = fe.sol_to_grad(fwd(E)[0])  # (cells, quads, vec, dim)
+    tr = np.trace(u_grad, axis1=-2, axis2=-1)
+    nu = np.asarray(nu0)[:, None]
+    if dim == 2:
+        tr_sig = E[:, None] / (1.0 - nu) * tr
+        tr_eps = tr - nu / (1.0 - nu) * tr
+    else:
+        tr_sig = E[:, None] / (1.0 - 2.0 * nu) * tr
+        tr_eps = tr
+    return np.sum(JxW * tr_sig) / (3.0 * np.sum(JxW * tr_eps))
+
+
+E = np.asarray(E0)
+jax.value_and_grad(bulk)(E)  # compile and warm up: the timings below are of later calls
+t0 = time.perf_counter()
+K = float(bulk(E))
+t1 = time.perf_counter()
+jax.value_and_grad(bulk)(E)
+t2 = time.perf_counter()
+print(json.dumps({"K": K, "forward": t1 - t0, "forward_and_gradient": t2 - t1}))
+"""
 
 
 def particle_sample(dim: int, n: int, batch: int, seed: int, dtype=torch.float32):
@@ -181,12 +248,27 @@ def time_torchfem(python, E, nu, threads):
     return json.loads(out.stdout.strip().splitlines()[-1]), ""
 
 
+def time_jaxfem(python, E, nu):
+    """JAX-FEM (umfpack_solver option = scipy spsolve) forward and value_and_grad seconds and K."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pe, pn = os.path.join(tmp, "E.npy"), os.path.join(tmp, "nu.npy")
+        np.save(pe, E.astype(np.float64))
+        np.save(pn, nu.astype(np.float64))
+        out = subprocess.run(
+            [python, "-c", JAXFEM_SCRIPT, pe, pn], capture_output=True, text=True, timeout=1800, cwd=tmp
+        )
+    if out.returncode != 0:
+        return None, out.stderr.strip().splitlines()[-1] if out.stderr else "failed"
+    return json.loads(out.stdout.strip().splitlines()[-1]), ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batches 1, 8, 16 instead of 1, 50, 200")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--chunk3d", type=int, default=25, help="3D samples per solve (memory)")
     parser.add_argument("--torchfem-python", default="/work/benchenv/bin/python")
+    parser.add_argument("--jaxfem-python", default="/work/jaxenv/bin/python")
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -234,7 +316,16 @@ def main() -> None:
                     f"| {name} | {label} | 1 | {res['forward'] + res['gradient']:.4f} | - | {res['K']:.6f} |",
                     flush=True,
                 )
-    print(f"\n{JAXFEM_MEASURED}.")
+        if os.path.exists(args.jaxfem_python):
+            res, err = time_jaxfem(args.jaxfem_python, e0, n0)
+            if res is None:
+                print(f"| {name} | JAX-FEM 0.0.11 | 1 | failed: {err[:80]} | - | - |")
+            else:
+                label = f"JAX-FEM 0.0.11 umfpack_solver (fwd {res['forward']:.2f}, after JIT warm-up)"
+                print(
+                    f"| {name} | {label} | 1 | {res['forward_and_gradient']:.4f} | - | {res['K']:.6f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
