@@ -125,14 +125,20 @@ def bulk(E):
     return np.sum(JxW * tr_sig) / (3.0 * np.sum(JxW * tr_eps))
 
 
+def median_seconds(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(onp.median(times)), out
+
+
 E = np.asarray(E0)
-jax.value_and_grad(bulk)(E)  # compile and warm up: the timings below are of later calls
-t0 = time.perf_counter()
-K = float(bulk(E))
-t1 = time.perf_counter()
-jax.value_and_grad(bulk)(E)
-t2 = time.perf_counter()
-print(json.dumps({"K": K, "forward": t1 - t0, "forward_and_gradient": t2 - t1}))
+bulk(E), jax.value_and_grad(bulk)(E)  # trace, compile and warm up: the timings are of later calls
+t_fwd, K = median_seconds(lambda: float(bulk(E)))
+t_grad, _ = median_seconds(lambda: jax.value_and_grad(bulk)(E))
+print(json.dumps({"K": K, "forward": t_fwd, "forward_and_gradient": t_grad}))
 """
 
 
