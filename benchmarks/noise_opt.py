@@ -149,8 +149,14 @@ def run_targets(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model_path = Path(args.model) if args.model else bundled_model_path(args.style)
     net = load_model(model_path, device="cpu")
+    overrides = {"gammas": tuple(float(g) for g in args.gammas.split(","))} if args.gammas else {}
     config = NoiseOptConfig.for_style(
-        args.style, max_iter=args.max_iter, tol=args.tol, joint=args.joint, n_candidates=args.candidates
+        args.style,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        joint=args.joint,
+        n_candidates=args.candidates,
+        **overrides,
     )
     names = args.targets.split(",") if args.targets else list(SEED_B_TARGETS[args.style])
     rows = []
@@ -159,11 +165,14 @@ def run_targets(args: argparse.Namespace) -> None:
         result = optimize_noise(net, target, n_designs=args.n_designs, seed=args.seed, config=config)
         tag = f"-c{args.candidates}" if args.candidates else ""
         tag += "-joint" if args.joint else ""
+        tag += "-g" + args.gammas.replace(",", "_") if args.gammas else ""
         out = ROOT / "runs" / "noise_opt" / f"{args.style}-{name}-seed{args.seed}-it{args.max_iter}{tag}"
         command = (
             f"python benchmarks/noise_opt.py run --style {args.style} --targets {name} "
             f"--max-iter {args.max_iter} --seed {args.seed} --n-designs {args.n_designs} "
-            f"--candidates {args.candidates}" + (" --joint" if args.joint else "")
+            f"--candidates {args.candidates}"
+            + (" --joint" if args.joint else "")
+            + (f" --gammas {args.gammas}" if args.gammas else "")
         )
         write_outputs(
             result,
@@ -222,6 +231,7 @@ def main() -> None:
     p.add_argument("--model", default=None, help="checkpoint or run folder (default: the bundled model)")
     p.add_argument("--candidates", type=int, default=0, help="pick the initial noises from this many draws")
     p.add_argument("--joint", action="store_true", help="one L-BFGS over all designs (default: one each)")
+    p.add_argument("--gammas", default=None, help="projection slopes, e.g. 5,10,20,40,80 (default: seed B's)")
     p.add_argument("--n-designs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations per stage (seed B: 100)")

@@ -164,7 +164,11 @@ def optimize_noise_command(
     joint: bool = typer.Option(
         False, help="One L-BFGS over all designs as one batch (GPU) instead of one L-BFGS per design."
     ),
-    gammas: str | None = typer.Option(None, help="Projection slopes, e.g. '5,10,20,80' (default: seed B's)."),
+    gammas: str | None = typer.Option(
+        None,
+        help="Projection slopes, e.g. '5,10,20,80' (default: seed B's). With the bundled models an extra "
+        "stage, '5,10,20,40,80', reaches the tolerance more often (docs/results.md).",
+    ),
     max_iter: int = typer.Option(100, min=1, help="L-BFGS iterations per stage."),
     tol: float = typer.Option(1e-2, help="Stage tolerance on the loss sum_ij (C_ij - C*_ij)^2."),
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's)."),

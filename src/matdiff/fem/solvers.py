@@ -130,7 +130,7 @@ class Level:
         return self.mask * self.op.apply(x)
 
     def smooth(self, r: torch.Tensor, x: torch.Tensor | None, sweeps: int) -> torch.Tensor:
-        """`sweeps` damped Jacobi sweeps x += omega D^-1 (r - K x) from x (None: from 0); fixed dofs stay 0."""
+        """`sweeps` damped Jacobi sweeps x += omega D^-1 (r - K x) from x (None: 0); fixed dofs stay 0."""
         if x is None:
             x, sweeps = self.wdinv * r, sweeps - 1
         for _ in range(sweeps):
