@@ -106,7 +106,7 @@ class Bulk(Problem):
 on_boundary = lambda p: np.any(np.isclose(p, 0.0, atol=1e-9) | np.isclose(p, 1.0, atol=1e-9))
 bc = [[on_boundary] * dim, list(range(dim)), [(lambda p, i=i: eps0 * p[i]) for i in range(dim)]]
 problem = Bulk(mesh, vec=dim, dim=dim, ele_type=ele, dirichlet_bc_info=bc)
-opts = {"umfpack_solver": {}}
+opts = {sys.argv[3]: {}}  # "umfpack_solver" (scipy spsolve, as seed B) or "petsc_solver" (BiCGStab(l) + ILU)
 fwd = ad_wrapper(problem, solver_options=opts, adjoint_solver_options=opts)
 fe = problem.fes[0]
 JxW = np.asarray(fe.JxW)  # (cells, quads)
@@ -136,8 +136,9 @@ def median_seconds(fn, repeats=3):
 
 E = np.asarray(E0)
 bulk(E), jax.value_and_grad(bulk)(E)  # trace, compile and warm up: the timings are of later calls
-t_fwd, K = median_seconds(lambda: float(bulk(E)))
-t_grad, _ = median_seconds(lambda: jax.value_and_grad(bulk)(E))
+repeats = int(sys.argv[4])
+t_fwd, K = median_seconds(lambda: float(bulk(E)), repeats)
+t_grad, _ = median_seconds(lambda: jax.value_and_grad(bulk)(E), repeats)
 print(json.dumps({"K": K, "forward": t_fwd, "forward_and_gradient": t_grad}))
 """
 
@@ -254,14 +255,22 @@ def time_torchfem(python, E, nu, threads):
     return json.loads(out.stdout.strip().splitlines()[-1]), ""
 
 
-def time_jaxfem(python, E, nu):
-    """JAX-FEM (umfpack_solver option = scipy spsolve) forward and value_and_grad seconds and K."""
+def time_jaxfem(python, E, nu, solver, repeats):
+    """JAX-FEM forward and value_and_grad seconds (medians of `repeats` calls after a warm-up) and K.
+
+    solver: JAX-FEM's "umfpack_solver" (scipy spsolve, seed B's choice) or "petsc_solver" (its default
+    BiCGStab(l) + ILU, for 3D where a direct solve takes minutes).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         pe, pn = os.path.join(tmp, "E.npy"), os.path.join(tmp, "nu.npy")
         np.save(pe, E.astype(np.float64))
         np.save(pn, nu.astype(np.float64))
         out = subprocess.run(
-            [python, "-c", JAXFEM_SCRIPT, pe, pn], capture_output=True, text=True, timeout=1800, cwd=tmp
+            [python, "-c", JAXFEM_SCRIPT, pe, pn, solver, str(repeats)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            cwd=tmp,
         )
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1] if out.stderr else "failed"
@@ -323,11 +332,12 @@ def main() -> None:
                     flush=True,
                 )
         if os.path.exists(args.jaxfem_python):
-            res, err = time_jaxfem(args.jaxfem_python, e0, n0)
+            solver, repeats = ("umfpack_solver", 3) if dim == 2 else ("petsc_solver", 1)
+            res, err = time_jaxfem(args.jaxfem_python, e0, n0, solver, repeats)
             if res is None:
                 print(f"| {name} | JAX-FEM 0.0.11 | 1 | failed: {err[:80]} | - | - |")
             else:
-                label = f"JAX-FEM 0.0.11 umfpack_solver (fwd {res['forward']:.2f}, after JIT warm-up)"
+                label = f"JAX-FEM 0.0.11 {solver} (fwd {res['forward']:.2f}, after JIT warm-up)"
                 print(
                     f"| {name} | {label} | 1 | {res['forward_and_gradient']:.4f} | - | {res['K']:.6f} |",
                     flush=True,
