@@ -4,6 +4,7 @@
     python benchmarks/noise_opt.py train --style digits      # seedB-preset model (optionally narrower) on CPU
     python benchmarks/noise_opt.py stats                     # metamaterial generator vs METASET reference
     python benchmarks/noise_opt.py run --style digits        # seed B's targets, two initial noises each
+    python benchmarks/noise_opt.py table runs/noise_opt/*    # results table of finished runs
 
 Each subcommand prints a table; `run` also writes one optimize-noise output folder per target.
 """
@@ -11,6 +12,7 @@ Each subcommand prints a table; `run` also writes one optimize-noise output fold
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import zipfile
 from pathlib import Path
@@ -185,21 +187,44 @@ def run_targets(args: argparse.Namespace) -> None:
                 "command": command,
             },
         )
-        for b in range(args.n_designs):
-            iters = sum(s.iterations[b] for s in result.stages)
-            stage_losses = " / ".join(f"{s.loss[b]:.3g}" for s in result.stages)
-            rows.append(
-                f"| {args.style} | {name} | {b} | {result.loss_init[b]:.3g} | {stage_losses} | "
-                f"**{result.loss_final[b]:.3g}** | {100 * result.binarization[b]:.1f} | {iters} | "
-                f"{result.wall_time_s / args.n_designs:.0f} |"
-            )
-            print(rows[-1], flush=True)
-    print(
-        "| style | target | design | initial loss | loss after each stage | final loss | B (%) "
-        "| L-BFGS iters | wall s/design |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+        rows += result_rows(json.loads((out / "result.json").read_text()))
+        print("\n".join(rows[-args.n_designs :]), flush=True)
+    print_table(rows)
+
+
+TABLE_HEADER = (
+    "| style | target | design | initial loss | loss after each stage | final loss | B (%) | L-BFGS iters "
+    "| wall s / design | final C11, C22, C12, C33, C13, C23 |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def result_rows(summary: dict) -> list[str]:
+    """Markdown table rows, one per design, from an optimize-noise result.json summary."""
+    rows = []
+    for b in range(summary["n_designs"]):
+        stages = summary["stages"]
+        C = np.asarray(summary["C_final"][b])
+        comps = ", ".join(f"{C[i, j]:.2f}" for i, j in ((0, 0), (1, 1), (0, 1), (2, 2), (0, 2), (1, 2)))
+        rows.append(
+            f"| {summary['style']} | {summary['target_name']} | {b} | {summary['loss_init'][b]:.3g} | "
+            + " / ".join(f"{s['loss'][b]:.3g}" for s in stages)
+            + f" | **{summary['loss_final'][b]:.3g}** | {100 * summary['binarization'][b]:.1f} | "
+            f"{sum(s['iterations'][b] for s in stages)} | {summary['wall_time_per_design_s']:.0f} | {comps} |"
+        )
+    return rows
+
+
+def print_table(rows: list[str]) -> None:
+    """The results table with its header."""
+    print(TABLE_HEADER)
     print("\n".join(rows))
+
+
+def show_table(args: argparse.Namespace) -> None:
+    """Results table of finished runs (their result.json)."""
+    print_table(
+        [row for run in args.runs for row in result_rows(json.loads((Path(run) / "result.json").read_text()))]
+    )
 
 
 def main() -> None:
@@ -238,6 +263,9 @@ def main() -> None:
     p.add_argument("--tol", type=float, default=1e-2)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(fn=run_targets)
+    p = sub.add_parser("table")
+    p.add_argument("runs", nargs="+", help="run folders holding result.json")
+    p.set_defaults(fn=show_table)
     args = parser.parse_args()
     args.fn(args)
 
