@@ -25,9 +25,10 @@ Facts taken from seed B and its code (CMSL-HKUST/genopt), used as defaults:
 **Chosen**: by default each design has its own L-BFGS (memory and line search), as seed B optimized one
 design at a time; the designs of a run are then optimized one after another. ``joint=True`` instead optimizes
 all B designs as one batch (one batched DDIM and FEM call per evaluation, better for a GPU) by a single L-BFGS
-on the sum of the per-design losses: the objective is separable, but the shared curvature pairs and step
-length slow each design down. In joint mode a design that reaches ``tol`` is frozen and the L-BFGS restarts
-(fresh memory) on the others. Each design ends a stage at the best point it visited.
+on the sum of the per-design losses: the objective is separable, but the curvature pairs and the step
+length are shared, which couples designs that are independent. In joint mode a design that reaches ``tol``
+is frozen and the L-BFGS restarts (fresh memory) on the others. Each design ends a stage at the best point
+it visited.
 
 Initial noises: seed B picked its starting noises per target by hand from 2,000 draws (genopt's ``ids``).
 ``n_candidates`` automates that choice: draw that many noises, evaluate the loss of each at the first stage's
