@@ -22,9 +22,12 @@ def batch_chunks(E: torch.Tensor, batch_size: int | None) -> list[slice]:
     return [slice(s, min(s + batch_size, b)) for s in range(0, b, batch_size)]
 
 
-def _chunk_config(solver, rtol, maxiter, warm_start, sl: slice, n_chunks: int) -> SolveConfig:
-    """Solver options for one batch chunk (warm-start keys carry the chunk start when chunked)."""
-    return SolveConfig(solver, rtol, maxiter, warm_start, "" if n_chunks == 1 else f"@{sl.start}")
+def _solve_in_chunks(fn, E: torch.Tensor, batch_size, solver, rtol, maxiter, warm_start) -> torch.Tensor:
+    """torch.cat of fn(batch slice, SolveConfig) over the batch chunks of E (warm-start keys carry the chunk
+    start when the batch is chunked)."""
+    chunks = batch_chunks(E, batch_size)
+    tag = (lambda sl: "") if len(chunks) == 1 else (lambda sl: f"@{sl.start}")
+    return torch.cat([fn(sl, SolveConfig(solver, rtol, maxiter, warm_start, tag(sl))) for sl in chunks])
 
 
 def bulk_modulus(
@@ -52,10 +55,14 @@ def bulk_modulus(
     chunk on CPU, where bigger batches run slower per sample). Raises ConvergenceError if PCG misses rtol.
     """
     dim = check_inputs(E, nu, plane)
-    chunks = batch_chunks(E, batch_size)
-    cfgs = [_chunk_config(solver, rtol, maxiter, warm_start, sl, len(chunks)) for sl in chunks]
-    return torch.cat(
-        [_bulk_modulus(E[sl], nu[sl], dim, plane, c) for sl, c in zip(chunks, cfgs, strict=True)]
+    return _solve_in_chunks(
+        lambda sl, cfg: _bulk_modulus(E[sl], nu[sl], dim, plane, cfg),
+        E,
+        batch_size,
+        solver,
+        rtol,
+        maxiter,
+        warm_start,
     )
 
 
@@ -91,8 +98,12 @@ def homogenized_stiffness(
     """
     dim = check_inputs(E, nu, plane)
     lam, mu = lame(E, nu, dim, plane)
-    chunks = batch_chunks(E, batch_size)
-    cfgs = [_chunk_config(solver, rtol, maxiter, warm_start, sl, len(chunks)) for sl in chunks]
-    return torch.cat(
-        [PeriodicStiffness.apply(lam[sl], mu[sl], c) for sl, c in zip(chunks, cfgs, strict=True)]
+    return _solve_in_chunks(
+        lambda sl, cfg: PeriodicStiffness.apply(lam[sl], mu[sl], cfg),
+        E,
+        batch_size,
+        solver,
+        rtol,
+        maxiter,
+        warm_start,
     )
