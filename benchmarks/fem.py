@@ -143,8 +143,8 @@ print(json.dumps({"K": K, "forward": t_fwd, "forward_and_gradient": t_grad}))
 """
 
 
-def particle_sample(dim: int, n: int, batch: int, seed: int, dtype=torch.float32):
-    """Contrast-100 two-phase particles: E = 100 GPa in disks/spheres (r 0.12), 1 GPa matrix, nu 0.3/0.35."""
+def particle_sample(dim: int, n: int, batch: int, seed: int, dtype=torch.float32, contrast: float = 100.0):
+    """Two-phase particles: E = contrast GPa in disks/spheres (r 0.12), 1 GPa matrix, nu 0.3 / 0.35."""
     g = torch.Generator().manual_seed(seed)
     axes = torch.meshgrid(*[(torch.arange(n, dtype=torch.float64) + 0.5) / n] * dim, indexing="ij")
     x = torch.stack(axes, -1)
@@ -152,7 +152,7 @@ def particle_sample(dim: int, n: int, batch: int, seed: int, dtype=torch.float32
     centres = 0.12 + 0.76 * torch.rand(batch, n_p, dim, generator=g, dtype=torch.float64)
     dist = (x[None, ..., None, :] - centres.view(batch, *([1] * dim), n_p, dim)).norm(dim=-1)
     inside = (dist < 0.12).any(-1)
-    E = torch.where(inside, 100.0, 1.0).to(dtype)
+    E = torch.where(inside, contrast, 1.0).to(dtype)
     nu = torch.where(inside, 0.3, 0.35).to(dtype)
     return E, nu
 
@@ -285,6 +285,8 @@ def main() -> None:
     parser.add_argument("--torchfem-python", default="/work/benchenv/bin/python")
     parser.add_argument("--jaxfem-python", default="/work/jaxenv/bin/python")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--dims", default="2,3", help="which of 2D 64x64 / 3D 32^3 to run")
+    parser.add_argument("--contrast", type=float, default=100.0, help="particle / matrix E")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batches = (1, 8, 16) if args.quick else (1, 50, 200)
@@ -293,15 +295,25 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}"
     )
-    print("Bulk modulus (affine BC), contrast-100 particles, float32 PCG (rtol 1e-6), forward + gradient.\n")
+    print(
+        f"Bulk modulus (affine BC), contrast-{args.contrast:g} particles, float32 PCG (rtol 1e-6), "
+        "forward + gradient.\n"
+    )
     print("| problem | method | batch | s / sample | iterations (fwd, adjoint) | K (sample 0) |")
     print("|---|---|---|---|---|---|")
     for dim, n in ((2, 64), (3, 32)):
+        if str(dim) not in args.dims.split(","):
+            continue
         name = f"{dim}D {n}^{dim}" if dim == 3 else f"2D {n}x{n}"
-        E, nu = particle_sample(dim, n, max(batches), seed=0)
+        E, nu = particle_sample(dim, n, max(batches), seed=0, contrast=args.contrast)
         chunk = args.chunk3d if dim == 3 else max(batches)
-        for solver, warm in (("mg", False), ("mg", True), ("jacobi", False)):
-            for b in batches if solver == "mg" else (1,):
+        for solver, warm in (
+            ("mg", False),
+            ("mg", True),
+            ("mg-operator", False),
+            ("jacobi", False),
+        ):
+            for b in batches if solver.startswith("mg") else (1,):
                 # small batches: median of 3 calls (this machine's timings vary by up to ~40% between calls)
                 runs = [
                     time_ours(E[:b], nu[:b], solver, min(chunk, b), warm) for _ in range(3 if b <= 8 else 1)

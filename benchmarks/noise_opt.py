@@ -168,6 +168,7 @@ def run_targets(args: argparse.Namespace) -> None:
         tag = f"-c{args.candidates}" if args.candidates else ""
         tag += "-joint" if args.joint else ""
         tag += "-g" + args.gammas.replace(",", "_") if args.gammas else ""
+        tag += "-m" + Path(args.model).name if args.model else ""
         out = ROOT / "runs" / "noise_opt" / f"{args.style}-{name}-seed{args.seed}-it{args.max_iter}{tag}"
         command = (
             f"python benchmarks/noise_opt.py run --style {args.style} --targets {name} "
@@ -175,6 +176,7 @@ def run_targets(args: argparse.Namespace) -> None:
             f"--candidates {args.candidates}"
             + (" --joint" if args.joint else "")
             + (f" --gammas {args.gammas}" if args.gammas else "")
+            + (f" --model {args.model}" if args.model else "")
         )
         write_outputs(
             result,

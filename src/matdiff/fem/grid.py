@@ -1,4 +1,4 @@
-"""Structured-grid index operations: element gather/scatter, masks, affine fields, grid transfer.
+"""Structured-grid index operations: element gather/scatter, masks, affine fields, coarse-element grouping.
 
 A nodal field is a tensor (B, R, d, *nodes): batch, right-hand sides (load cases), displacement
 components in array axis order, and nodes. Dirichlet grids have n+1 nodes per axis, periodic grids n
@@ -16,11 +16,6 @@ from .elements import corner_offsets
 def node_shape(el_shape: tuple[int, ...], periodic: bool) -> tuple[int, ...]:
     """Nodes per axis of a grid with el_shape elements."""
     return tuple(el_shape) if periodic else tuple(m + 1 for m in el_shape)
-
-
-def _take(x: torch.Tensor, axis: int, index: slice | int) -> torch.Tensor:
-    """x indexed along one axis."""
-    return x[(slice(None),) * axis + (index,)]
 
 
 def wrap_pad(u: torch.Tensor, n_spatial: int) -> torch.Tensor:
@@ -112,29 +107,3 @@ def children(x: torch.Tensor, el_shape: tuple[int, ...]) -> torch.Tensor:
     perm = [0] + [1 + 2 * a for a in range(d)] + [2 + 2 * a for a in range(d)]
     perm += list(range(1 + 2 * d, x.ndim))
     return x.permute(perm).reshape(b, -1, 2**d, *rest)
-
-
-def prolong(xc: torch.Tensor, periodic: bool) -> torch.Tensor:
-    """(Bi/tri)linear interpolation of a nodal field (B, R, d, *nodes_c) to the twice finer grid."""
-    for ax in range(3, xc.ndim):
-        if periodic:
-            odd = 0.5 * (xc + torch.roll(xc, -1, dims=ax))
-            xc = torch.stack([xc, odd], dim=ax + 1).flatten(ax, ax + 1)
-        else:
-            m = xc.shape[ax] - 1
-            left, right = xc.narrow(ax, 0, m), xc.narrow(ax, 1, m)
-            inter = torch.stack([left, 0.5 * (left + right)], dim=ax + 1).flatten(ax, ax + 1)
-            xc = torch.cat([inter, right.narrow(ax, m - 1, 1)], dim=ax)
-    return xc
-
-
-def restrict(xf: torch.Tensor, periodic: bool) -> torch.Tensor:
-    """Transpose of ``prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
-    for ax in range(3, xf.ndim):
-        even, odd = _take(xf, ax, slice(0, None, 2)), 0.5 * _take(xf, ax, slice(1, None, 2))
-        if periodic:
-            xf = even + odd + torch.roll(odd, 1, dims=ax)
-        else:
-            pad = torch.zeros_like(even.narrow(ax, 0, 1))
-            xf = even + torch.cat([odd, pad], dim=ax) + torch.cat([pad, odd], dim=ax)
-    return xf

@@ -48,8 +48,9 @@ def bulk_modulus(
     stress sigma_zz = 0 and the average eps_zz = -nu/(1-nu) (eps_xx + eps_yy) enters tr(eps_bar), so a
     homogeneous material gives E / (3 (1 - 2 nu)). Differentiable w.r.t. E and nu: 3D by the energy formula
     (no extra solve), 2D with one adjoint solve for the out-of-plane term (eps_zz in plane stress, sigma_zz in
-    plane strain). solver: "auto" (mg if the grid coarsens, else direct on CPU), "mg" (geometric multigrid
-    PCG), "jacobi" (Jacobi-PCG), "direct" (scipy SuperLU, factorization reused by the adjoint).
+    plane strain). solver: "auto" (mg if the grid coarsens, else direct on CPU), "mg" (multigrid PCG,
+    bi/trilinear prolongation), "mg-operator" (multigrid PCG, operator-dependent prolongation), "jacobi"
+    (Jacobi-PCG), "direct" (scipy SuperLU, factorization reused by the adjoint).
     rtol: relative residual tolerance (default 1e-6 float32, 1e-10 float64). warm_start: a WarmStart kept by
     the caller between calls. batch_size: samples per solve (default: all on CUDA, ~32k elements per
     chunk on CPU, where bigger batches run slower per sample). Raises ConvergenceError if PCG misses rtol.
