@@ -3,6 +3,7 @@
     python benchmarks/noise_opt.py data                      # style stores under data/ (git-ignored)
     python benchmarks/noise_opt.py train --style digits      # seedB-preset model (optionally narrower) on CPU
     python benchmarks/noise_opt.py stats                     # metamaterial generator vs METASET reference
+    python benchmarks/noise_opt.py samples --style digits    # range of the model's DDIM samples x0
     python benchmarks/noise_opt.py run --style digits        # seed B's targets, two initial noises each
     python benchmarks/noise_opt.py table runs/noise_opt/*    # results table of finished runs
 
@@ -229,6 +230,25 @@ def show_table(args: argparse.Namespace) -> None:
     )
 
 
+def sample_range(args: argparse.Namespace) -> None:
+    """Range of 10-step DDIM samples x0 of a style model (64 noises of seed 0)."""
+    import torch
+
+    from matdiff.diffusion import load_model
+    from matdiff.guidance.noise_opt import DdimGenerator
+    from matdiff.styles import bundled_model_path
+
+    torch.set_num_threads(args.threads)
+    path = Path(args.model) if args.model else bundled_model_path(args.style)
+    noise = torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x0 = DdimGenerator(load_model(path), 10, use_checkpoint=False)(noise).abs()
+    print(
+        f"{path}: max |x0| {float(x0.max()):.2f}, 99th percentile {float(x0.flatten().quantile(0.99)):.2f}, "
+        f"share of |x0| > 1: {float((x0 > 1).float().mean()):.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -265,6 +285,11 @@ def main() -> None:
     p.add_argument("--tol", type=float, default=1e-2)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(fn=run_targets)
+    p = sub.add_parser("samples")
+    p.add_argument("--style", choices=sorted(STORES), required=True)
+    p.add_argument("--model", default=None, help="checkpoint or run folder (default: the bundled model)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(fn=sample_range)
     p = sub.add_parser("table")
     p.add_argument("runs", nargs="+", help="run folders holding result.json")
     p.set_defaults(fn=show_table)
