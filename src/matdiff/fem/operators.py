@@ -33,7 +33,7 @@ class IsotropicOperator:
     def element_forces(self, ue: torch.Tensor) -> torch.Tensor:
         """k_e u_e = lam_e K_lam u_e + mu_e K_mu u_e for element vectors (B or 1, R, n_loc, n_el or 1) ->
         (B, R, n_loc, n_el): two n_loc x n_loc GEMMs (one GEMM with the stacked 2 n_loc x n_loc matrix and
-        several right-hand sides ran 2-4x slower in torch 2.13 on this CPU)."""
+        several right-hand sides ran ~2x slower in torch 2.13 on this CPU)."""
         f = torch.matmul(self.k_lam, ue) * self.coef[:, 0]
         return f.addcmul_(torch.matmul(self.k_mu, ue), self.coef[:, 1])
 
