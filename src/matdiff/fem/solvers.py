@@ -168,7 +168,7 @@ class Multigrid:
     """Multigrid V-cycle: Galerkin coarse element matrices, damped Jacobi, dense coarsest solve.
 
     prolongation: "geometric" ((bi/tri)linear, default) or "operator" (face and cell-centre nodes follow
-    the operator, see ``transfer.operator_weights``: 10-30% fewer iterations at contrast >= 1000, but its
+    the operator, see ``transfer.operator_weights``: 7-31% fewer iterations at contrast >= 100, but its
     per-element Galerkin products made setup + solve slower on this 2-core CPU at contrast 100).
     """
 
