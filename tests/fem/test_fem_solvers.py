@@ -123,3 +123,29 @@ def test_bad_options_raise():
         bulk_modulus(E, nu, solver="amg")
     with pytest.raises(ValueError, match="bc"):
         solve_displacement(E, nu, bc="neumann")
+
+
+@pytest.mark.parametrize("solver", ["mg", "mg-operator", "jacobi"])
+@pytest.mark.parametrize("bc", ["affine", "periodic"])
+def test_pcg_drops_converged_samples(solver, bc, monkeypatch):
+    """A batch whose samples converge at different iterations gives each sample's own solution."""
+    from matdiff.fem.solvers import LinearSystem
+
+    selected = []
+    original = LinearSystem.select
+    monkeypatch.setattr(
+        LinearSystem, "select", lambda self, idx: selected.append(len(idx)) or original(self, idx)
+    )
+    parts = [particles((1, 16, 16), s, contrast=c) for s, c in ((0, 3.0), (1, 100.0), (2, 1000.0), (3, 10.0))]
+    E, nu = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    batch = solve_displacement(E, nu, bc=bc, solver=solver)
+    assert (
+        selected and selected == sorted(selected, reverse=True) and selected[-1] >= 1
+    )  # compacted, shrinking
+    selected.clear()
+    for i in range(4):
+        one = solve_displacement(E[i : i + 1], nu[i : i + 1], bc=bc, solver=solver)
+        err = float((batch.u[i] - one.u[0]).abs().max() / one.u[0].abs().max())
+        assert err < 1e-8, (i, err)
+        assert one.iterations <= batch.iterations
+    assert bool(batch.converged.all()) and float(batch.residual.max()) < 1e-10

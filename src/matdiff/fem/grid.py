@@ -7,6 +7,8 @@ components in array axis order, and nodes. Dirichlet grids have n+1 nodes per ax
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -107,3 +109,11 @@ def children(x: torch.Tensor, el_shape: tuple[int, ...]) -> torch.Tensor:
     perm = [0] + [1 + 2 * a for a in range(d)] + [2 + 2 * a for a in range(d)]
     perm += list(range(1 + 2 * d, x.ndim))
     return x.permute(perm).reshape(b, -1, 2**d, *rest)
+
+
+def take_samples(obj, idx: torch.Tensor, *names: str):
+    """Shallow copy of obj whose per-sample tensor attributes `names` (batch first) keep only samples idx."""
+    new = copy.copy(obj)
+    for name in names:
+        setattr(new, name, getattr(obj, name)[idx])
+    return new

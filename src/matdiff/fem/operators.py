@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import torch
 
-from .grid import children, gather, scatter
+from .grid import children, gather, scatter, take_samples
+
+# floats (2 MB, the L2 cache here) of the product temporary up to which local_matvec forms one product
+BROADCAST_LIMIT = 2**19
 
 
 def local_matvec(mt: torch.Tensor, ve: torch.Tensor) -> torch.Tensor:
     """Per-element matrix-vector products: mt[b, j, i, n] = m_n[i, j] (b and n may be 1), element vectors
-    ve (B, R, n_j, n_el) -> (B, R, n_i, n_el); one multiply-add per column (memory-friendly on CPU)."""
+    ve (B, R, n_j, n_el) -> (B, R, n_i, n_el).
+
+    Small problems (the coarser 3D levels) form the whole product and sum it (two ops); larger ones do one
+    multiply-add per column, which keeps the temporaries in cache. Measured on the 2-core CPU (torch 2.13),
+    product vs columns: 3D 8^3 elements, one sample, 0.035 vs 0.13 ms; 2D 32^2, 64 samples, 0.96 vs 0.38
+    ms; 3D 16^3, one sample, 0.28-0.34 vs 0.58 ms alone but no faster inside a solve, hence the 2 MB limit.
+    """
+    b, r = max(mt.shape[0], ve.shape[0]), ve.shape[1]
+    if b * r * mt.shape[1] * mt.shape[2] * max(mt.shape[3], ve.shape[3]) <= BROADCAST_LIMIT:
+        return (mt.transpose(1, 2)[:, None] * ve[:, :, None]).sum(3)
     out = mt[:, None, 0] * ve[:, :, 0:1]
     for j in range(1, mt.shape[1]):
         out.addcmul_(mt[:, None, j], ve[:, :, j : j + 1])
@@ -41,6 +53,10 @@ class IsotropicOperator:
         """K u for a nodal field (B, R, d, *nodes)."""
         return scatter(self.element_forces(gather(u, self.periodic)), self.el_shape, self.periodic)
 
+    def select(self, idx: torch.Tensor) -> IsotropicOperator:
+        """The operator of samples idx only."""
+        return take_samples(self, idx, "coef")
+
     def diagonal(self) -> torch.Tensor:
         """Assembled diagonal of K, (B, 1, d, *nodes)."""
         dg = torch.stack([self.k_lam.diagonal(), self.k_mu.diagonal()])  # (2, n_loc)
@@ -66,9 +82,11 @@ class IsotropicOperator:
 
 
 class ElementOperator:
-    """K u from dense element matrices (Galerkin coarse levels), stored as (B, n_loc_j, n_loc_i, n_el)."""
+    """K u from dense element matrices (Galerkin coarse levels), kept in two layouts: ke (B, n_el, n_loc,
+    n_loc) for grouping children (contiguous rows), kt (B, n_loc_j, n_loc_i, n_el) for the products."""
 
     def __init__(self, ke: torch.Tensor, el_shape: tuple[int, ...], periodic: bool):
+        self.ke = ke.contiguous()
         self.kt = ke.permute(0, 3, 2, 1).contiguous()  # kt[b, j, i, n] = k_n[i, j]
         self.el_shape, self.periodic = tuple(el_shape), periodic
         self.dtype, self.device = ke.dtype, ke.device
@@ -81,6 +99,10 @@ class ElementOperator:
         """K u for a nodal field (B, R, d, *nodes)."""
         return scatter(self.element_forces(gather(u, self.periodic)), self.el_shape, self.periodic)
 
+    def select(self, idx: torch.Tensor) -> ElementOperator:
+        """The operator of samples idx only."""
+        return take_samples(self, idx, "ke", "kt")
+
     def diagonal(self) -> torch.Tensor:
         """Assembled diagonal of K, (B, 1, d, *nodes)."""
         diag = self.kt.diagonal(dim1=1, dim2=2).transpose(1, 2)[:, None]
@@ -88,7 +110,7 @@ class ElementOperator:
 
     def element_matrices(self) -> torch.Tensor:
         """Dense element matrices (B, n_el, n_loc, n_loc)."""
-        return self.kt.permute(0, 3, 2, 1)
+        return self.ke
 
     def child_matrices(self) -> torch.Tensor:
         """Element matrices grouped by coarse element, (B, n_elc, 2^d, n_loc, n_loc) (``grid.children``)."""
@@ -96,5 +118,14 @@ class ElementOperator:
 
     def coarse_element_matrices(self, p_child: torch.Tensor) -> torch.Tensor:
         """Galerkin coarse element matrices sum_c P_c^T k_c P_c, (B, n_elc, n_loc, n_loc), for child
-        prolongations p_child (2^d, n_loc, n_loc) shared by all coarse elements."""
-        return torch.einsum("cia,zncij,cjb->znab", p_child, self.child_matrices(), p_child)
+        prolongations p_child (2^d, n_loc, n_loc) shared by all coarse elements.
+
+        Two GEMMs per child with all elements stacked into the rows (k P, then P^T (k P) as (k P)^T P by
+        symmetry of k): 3D 8^3 coarse elements, one sample, 2.9 ms against 7.8 ms for the equivalent einsum
+        (2-core CPU, torch 2.13)."""
+        kc = self.child_matrices()
+        out = None
+        for c in range(p_child.shape[0]):
+            term = torch.matmul(torch.matmul(kc[:, :, c], p_child[c]).transpose(-1, -2), p_child[c])
+            out = term if out is None else out.add_(term)
+        return out

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .elements import corner_offsets
-from .grid import gather, scatter
+from .grid import gather, scatter, take_samples
 from .operators import local_matvec
 
 PROLONGATIONS = ("geometric", "operator")
@@ -159,6 +159,10 @@ class ElementTransfer:
         self.mt_transposed = self.mt.transpose(1, 2).contiguous()
         self.el_shape, self.periodic = tuple(el_shape), periodic
 
+    def select(self, idx: torch.Tensor) -> ElementTransfer:
+        """The transfer of samples idx only."""
+        return take_samples(self, idx, "mt", "mt_transposed")
+
     def prolong(self, xc: torch.Tensor) -> torch.Tensor:
         """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c)."""
         d = len(self.el_shape)
@@ -186,6 +190,10 @@ class LinearTransfer:
 
     def __init__(self, periodic: bool):
         self.periodic = periodic
+
+    def select(self, idx: torch.Tensor) -> LinearTransfer:
+        """The same transfer (it holds no per-sample data)."""
+        return self
 
     def prolong(self, xc: torch.Tensor) -> torch.Tensor:
         """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c)."""
