@@ -201,8 +201,9 @@ class Multigrid:
     """Multigrid V-cycle: Galerkin coarse element matrices, damped Jacobi, dense coarsest solve.
 
     prolongation: "geometric" ((bi/tri)linear, default) or "operator" (face and cell-centre nodes follow
-    the operator, see ``transfer.operator_weights``: 7-31% fewer iterations at contrast >= 100, but its
-    per-element Galerkin products made setup + solve slower on this 2-core CPU at contrast 100).
+    the operator, see ``transfer.operator_weights``: 7-31% fewer iterations at contrast >= 100; on the
+    2-core CPU at contrast 100 as fast as "geometric" for cold 2D batches, slower warm and 1.7-2.1x slower in
+    3D, where its per-element Galerkin products dominate).
     """
 
     def __init__(
