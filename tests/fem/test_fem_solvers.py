@@ -149,3 +149,37 @@ def test_pcg_drops_converged_samples(solver, bc, monkeypatch):
         assert err < 1e-8, (i, err)
         assert one.iterations <= batch.iterations
     assert bool(batch.converged.all()) and float(batch.residual.max()) < 1e-10
+
+
+@pytest.mark.parametrize("el_shape", [(8, 8), (4, 4, 4)])
+def test_coarse_dense_solve_is_exact_for_a_batch(el_shape):
+    """The coarsest-level solve of a batch (162 / 375 dofs) matches scipy per sample. Batched LU
+    (torch.linalg.solve / inv) of that size fails or returns wrong numbers with 2 threads in the torch
+    2.13 CPU wheel here; the Cholesky path must stay exact."""
+    import numpy as np
+    import scipy.sparse.linalg as spla
+
+    from matdiff.fem.elements import lame, reference_matrices
+    from matdiff.fem.grid import free_mask
+    from matdiff.fem.operators import IsotropicOperator
+    from matdiff.fem.solvers import DenseCoarseSolver, sparse_stiffness
+
+    E, nu = particles((3, *el_shape), 4)
+    lam, mu = lame(E, nu, len(el_shape))
+    k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in el_shape), E.dtype, E.device)
+    ke = IsotropicOperator(lam, mu, k_lam, k_mu, False).element_matrices()
+    mask = free_mask(el_shape, False, E.dtype, E.device)
+    r = torch.randn(
+        3, 2, len(el_shape), *mask.shape[3:], dtype=E.dtype, generator=torch.Generator().manual_seed(0)
+    )
+    torch.set_num_threads(2)  # the configuration of the LU failure (conftest restores 1 thread afterwards)
+    x = DenseCoarseSolver(ke, el_shape, False, mask).solve(mask * r)
+    free = np.flatnonzero(mask.expand_as(r[:1, :1]).reshape(-1).numpy() > 0)
+    for b in range(3):
+        k = sparse_stiffness(ke[b].numpy(), el_shape, False)[free][:, free].tocsc()
+        ref = spla.spsolve(k, r[b].reshape(2, -1)[:, free].T.numpy()).T
+        got = x[b].reshape(2, -1)[:, free].numpy()
+        assert np.abs(got - ref).max() < 1e-10 * np.abs(ref).max()
+        assert (
+            float(x[b].reshape(2, -1)[:, np.setdiff1d(np.arange(x[b, 0].numel()), free)].abs().max()) == 0.0
+        )

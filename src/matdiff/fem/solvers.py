@@ -119,7 +119,9 @@ def pcg(system, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: 
 class DenseCoarseSolver:
     """Batched dense inverse (float64, through Cholesky) of an operator given by element matrices; fixed dofs
     -> identity. Applying the stored inverse is one batched product: 2D 8x8 coarse grids, 64 samples, 0.35
-    instead of 1.8 ms per solve for the triangular solves (2-core CPU, torch 2.13)."""
+    instead of 1.8 ms per solve for the triangular solves (2-core CPU, torch 2.13). Cholesky, not LU: batched
+    torch.linalg.solve / inv of >= ~150 unknowns raised, hung or returned wrong numbers with 2 threads in the
+    torch 2.13 CPU wheel here (guarded by a test)."""
 
     def __init__(self, ke: torch.Tensor, el_shape: tuple[int, ...], periodic: bool, mask: torch.Tensor):
         b = ke.shape[0]
