@@ -1,6 +1,7 @@
 """Benchmark of matdiff.fem: bulk modulus forward + gradient per sample, 2D 64x64 and 3D 32^3, vs peers.
 
-Usage: python benchmarks/fem.py [--quick] [--threads N] [--torchfem-python PATH] [--jaxfem-python PATH]
+Usage: python benchmarks/fem.py [--quick] [--threads N] [--device cpu|cuda] [--torchfem-python PATH]
+       [--jaxfem-python PATH]
 
 Prints a markdown table. Peers: scipy spsolve / SuperLU (our sparse assembly), pyamg smoothed aggregation,
 torch-fem and JAX-FEM, each run as a subprocess in its own benchmark-only venv when its python exists
@@ -157,6 +158,12 @@ def particle_sample(dim: int, n: int, batch: int, seed: int, dtype=torch.float32
     return E, nu
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock times include it (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_ours(E, nu, solver, chunk, warm=False):
     """Seconds per sample of bulk_modulus forward + backward, iterations (affine, adjoint), K."""
     ks, its, total = [], [], 0.0
@@ -167,12 +174,14 @@ def time_ours(E, nu, solver, chunk, warm=False):
             e_prev = e.clone().requires_grad_()
             bulk_modulus(e_prev, v, solver=solver, warm_start=state).sum().backward()
             gen = torch.Generator().manual_seed(s)
-            noise = 1.0 + 0.01 * torch.rand(e.shape, generator=gen, dtype=e.dtype)
+            noise = 1.0 + 0.01 * torch.rand(e.shape, generator=gen, dtype=e.dtype).to(e.device)
             e = e * noise
         e = e.clone().requires_grad_()
+        synchronize(e.device)
         t0 = time.perf_counter()
         k = bulk_modulus(e, v, solver=solver, warm_start=state)
         k.sum().backward()
+        synchronize(e.device)
         total += time.perf_counter() - t0
         ks.append(k.detach())
         its.append(
@@ -277,6 +286,11 @@ def time_jaxfem(python, E, nu, solver, repeats):
     return json.loads(out.stdout.strip().splitlines()[-1]), ""
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or "cpu"."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batches 1, 8, 16 instead of 1, 50, 200")
@@ -287,13 +301,17 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--dims", default="2,3", help="which of 2D 64x64 / 3D 32^3 to run")
     parser.add_argument("--contrast", type=float, default=100.0, help="particle / matrix E")
+    parser.add_argument("--device", default="cpu", help="device of our solver (cpu, cuda); peers run on CPU")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     batches = (1, 8, 16) if args.quick else (1, 50, 200)
     print(
         f"# matdiff.fem benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}"
+        f"{args.threads} threads, load average {os.getloadavg()[0]:.1f}, matdiff on {device_name(device)}"
     )
     print(
         f"Bulk modulus (affine BC), contrast-{args.contrast:g} particles, float32 PCG (rtol 1e-6), "
@@ -306,6 +324,7 @@ def main() -> None:
             continue
         name = f"{dim}D {n}^{dim}" if dim == 3 else f"2D {n}x{n}"
         E, nu = particle_sample(dim, n, max(batches), seed=0, contrast=args.contrast)
+        E, nu = E.to(device), nu.to(device)
         chunk = args.chunk3d if dim == 3 else max(batches)
         for solver, warm in (
             ("mg", False),
@@ -323,12 +342,12 @@ def main() -> None:
                 print(f"| {name} | {label} | {b} | {t:.4f} | {its} | {k:.6f} |", flush=True)
         if dim == 2:
             for b in (1, 8):
-                t, its, k = time_ours(E[:b].double(), nu[:b].double(), "direct", b)
+                t, its, k = time_ours(E[:b].double().cpu(), nu[:b].double().cpu(), "direct", b)
                 label = "matdiff direct (SuperLU, fwd + adjoint, float64)"
                 print(f"| {name} | {label} | {b} | {t:.4f} | - | {k:.6f} |")
         if args.skip_peers:
             continue
-        e0, n0 = E[0].double().numpy(), nu[0].double().numpy()
+        e0, n0 = E[0].double().cpu().numpy(), nu[0].double().cpu().numpy()
         if dim == 2:
             t, k = time_scipy(e0, n0)
             print(f"| {name} | scipy spsolve (forward only) | 1 | {t:.4f} | - | {k:.6f} |", flush=True)
