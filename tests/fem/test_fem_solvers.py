@@ -183,3 +183,24 @@ def test_coarse_dense_solve_is_exact_for_a_batch(el_shape):
         assert (
             float(x[b].reshape(2, -1)[:, np.setdiff1d(np.arange(x[b, 0].numel()), free)].abs().max()) == 0.0
         )
+
+
+def test_auto_solver_choice():
+    """auto: direct for small cold 2D solves on CPU, multigrid once warm-started, batched large or 3D."""
+    from matdiff.fem.solvers import choose_solver
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert choose_solver("auto", (64, 64), cpu, batch=1) == "direct"
+    assert choose_solver("auto", (64, 64), cpu, batch=1, warm=True) == "mg"
+    assert choose_solver("auto", (64, 64), cpu, batch=4) == "mg"
+    assert choose_solver("auto", (32, 32), cpu, batch=8) == "direct"
+    assert choose_solver("auto", (128, 128), cpu, batch=1) == "mg"
+    assert choose_solver("auto", (8, 8, 8), cpu, batch=1) == "mg"
+    assert choose_solver("auto", (64, 64), cuda, batch=1) == "mg"
+    assert choose_solver("auto", (3, 3), cuda, batch=1) == "jacobi"
+    assert choose_solver("mg", (16, 16), cpu, batch=1) == "mg"
+    assert choose_solver("auto", (32, 32), cpu, batch=2, periodic=True) == "direct"
+    assert choose_solver("auto", (64, 64), cpu, batch=1, periodic=True) == "mg"
+    E, nu = particles((1, 16, 16), 5)
+    assert solve_displacement(E, nu).solver == "direct"
+    assert solve_displacement(E, nu, x0=solve_displacement(E, nu).u).solver == "mg"

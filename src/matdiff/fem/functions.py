@@ -49,7 +49,7 @@ class AffineEnergy(torch.autograd.Function):
     def forward(ctx, lam: torch.Tensor, mu: torch.Tensor, c: torch.Tensor, cfg: SolveConfig):
         ctx.set_materialize_grads(False)
         lam, mu = lam.detach(), mu.detach()
-        system, dvec = build_system(lam, mu, False, cfg.solver, cfg.rtol, cfg.maxiter)
+        system, dvec = build_system(lam, mu, False, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None)
         b = lam.shape[0]
         shape = (b, 1, len(system.op.el_shape), *system.mask.shape[3:])
         x0 = cfg.initial("affine", torch.empty(shape, dtype=lam.dtype, device=lam.device))
@@ -95,7 +95,7 @@ class PeriodicStiffness(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lam: torch.Tensor, mu: torch.Tensor, cfg: SolveConfig):
         lam, mu = lam.detach(), mu.detach()
-        system, _ = build_system(lam, mu, True, cfg.solver, cfg.rtol, cfg.maxiter)
+        system, _ = build_system(lam, mu, True, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None)
         prev = None if cfg.warm is None else cfg.warm.fields.get("periodic" + cfg.tag)
         x0 = None
         if prev is not None and prev.shape[0] == lam.shape[0] and prev.shape[3:] == lam.shape[1:]:

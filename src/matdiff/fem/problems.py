@@ -66,12 +66,20 @@ class FEMSolution:
 
 
 def build_system(
-    lam: torch.Tensor, mu: torch.Tensor, periodic: bool, solver: str, rtol: float | None, maxiter: int | None
+    lam: torch.Tensor,
+    mu: torch.Tensor,
+    periodic: bool,
+    solver: str,
+    rtol: float | None,
+    maxiter: int | None,
+    warm: bool = False,
 ) -> tuple[LinearSystem, torch.Tensor]:
-    """Linear system for Lame fields (B, *el) and the element divergence vector int_e div N (n_loc,)."""
+    """Linear system for Lame fields (B, *el) and the element divergence vector int_e div N (n_loc,); warm:
+    whether the caller warm-starts (steers solver="auto" away from the direct solver)."""
     el = tuple(lam.shape[1:])
     k_lam, k_mu, dvec = reference_matrices(tuple(1.0 / m for m in el), lam.dtype, lam.device)
-    return LinearSystem(IsotropicOperator(lam, mu, k_lam, k_mu, periodic), solver, rtol, maxiter), dvec
+    op = IsotropicOperator(lam, mu, k_lam, k_mu, periodic)
+    return LinearSystem(op, solver, rtol, maxiter, warm=warm), dvec
 
 
 def check_converged(info: SolveInfo, what: str) -> None:
@@ -154,7 +162,7 @@ def solve_displacement(
         raise ValueError(f"bc must be one of {BCS}, got {bc!r}")
     with torch.no_grad():
         lam, mu = lame(E, nu, dim, plane)
-        system, _ = build_system(lam, mu, bc == "periodic", solver, rtol, maxiter)
+        system, _ = build_system(lam, mu, bc == "periodic", solver, rtol, maxiter, warm=x0 is not None)
         if bc == "affine":
             if x0 is not None:
                 x0 = x0 - affine_total(torch.zeros_like(x0), eps0)

@@ -50,7 +50,8 @@ def bulk_modulus(
     stress sigma_zz = 0 and the average eps_zz = -nu/(1-nu) (eps_xx + eps_yy) enters tr(eps_bar), so a
     homogeneous material gives E / (3 (1 - 2 nu)). Differentiable w.r.t. E and nu: 3D by the energy formula
     (no extra solve), 2D with one adjoint solve for the out-of-plane term (eps_zz in plane stress, sigma_zz in
-    plane strain). solver: "auto" (mg if the grid coarsens, else direct on CPU), "mg" (multigrid PCG,
+    plane strain). solver: "auto" (on CPU direct for small cold 2D solves, ``solvers.choose_solver``;
+    else mg if the grid coarsens, else direct on CPU / jacobi on CUDA), "mg" (multigrid PCG,
     bi/trilinear prolongation), "mg-operator" (multigrid PCG, operator-dependent prolongation), "jacobi"
     (Jacobi-PCG), "direct" (scipy SuperLU, factorization reused by the adjoint).
     rtol: relative residual tolerance (default 1e-6 float32, 1e-10 float64). warm_start: a WarmStart kept by
