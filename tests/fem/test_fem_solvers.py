@@ -1,9 +1,24 @@
 """Solver agreement, float32, warm starts, convergence failures and input validation."""
 
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
+import scipy.sparse.linalg as spla
 import torch
 
 from matdiff.fem import ConvergenceError, WarmStart, bulk_modulus, homogenized_stiffness, solve_displacement
+from matdiff.fem.elements import lame, reference_matrices
+from matdiff.fem.grid import free_mask
+from matdiff.fem.operators import IsotropicOperator
+from matdiff.fem.properties import batch_chunks
+from matdiff.fem.solvers import (
+    DenseCoarseSolver,
+    LinearSystem,
+    SolveInfo,
+    choose_solver,
+    sparse_stiffness,
+)
 
 
 def particles(shape, seed, contrast=100.0, dtype=torch.float64):
@@ -68,6 +83,71 @@ def test_multigrid_iterations_and_warm_start():
     assert per.u.shape == (1, 3, 2, 32, 32) and bool(per.converged.all())
 
 
+@pytest.mark.parametrize("quantity", ["bulk", "chom"])
+def test_warm_start_reuses_multigrid_hierarchy(quantity):
+    """From the third call on, a WarmStart's kept hierarchy (built in the warm second call) is reused with a
+    fresh fine level; values and gradients match a cold solve of the same materials."""
+    fn = bulk_modulus if quantity == "bulk" else homogenized_stiffness
+    key = "affine" if quantity == "bulk" else "periodic"
+    E, nu = particles((2, 16, 16), 5)
+    gen = torch.Generator().manual_seed(1)
+    fields = [E * (1.0 + 0.01 * torch.rand(E.shape, generator=gen, dtype=E.dtype)) for _ in range(3)]
+    warm = WarmStart()
+    kept = []
+    for e in fields:
+        e = e.clone().requires_grad_()
+        value = fn(e, nu, solver="mg", warm_start=warm)
+        (grad,) = torch.autograd.grad(value.sum(), e)
+        kept.append(warm.hierarchy(key))
+    assert kept[0] is None  # a cold solve keeps nothing
+    assert kept[1] is not None and kept[2] is kept[1]  # built in call 2, reused (not rebuilt) in call 3
+    e = fields[2].clone().requires_grad_()
+    ref = fn(e, nu, solver="mg")
+    (ref_grad,) = torch.autograd.grad(ref.sum(), e)
+    assert torch.allclose(value, ref, rtol=1e-8, atol=1e-8)
+    assert torch.allclose(grad, ref_grad, rtol=1e-6, atol=1e-8 * float(ref_grad.abs().max()))
+
+
+def test_reused_hierarchy_takes_the_new_fine_operator():
+    E, nu = particles((2, 16, 16), 6)
+    lam, mu = lame(E, nu, 2)
+    lam2, mu2 = lame(3.0 * E.flip(1), nu.flip(1), 2)  # very different materials
+    k_lam, k_mu, _ = reference_matrices((1 / 16, 1 / 16), torch.float64, "cpu")
+    first = LinearSystem(IsotropicOperator(lam, mu, k_lam, k_mu, False), "mg", rtol=1e-10)
+    op2 = IsotropicOperator(lam2, mu2, k_lam, k_mu, False)
+    reused = LinearSystem(op2, "mg", rtol=1e-10, hierarchy=first.multigrid)
+    fresh = LinearSystem(op2, "mg", rtol=1e-10)
+    assert reused.reused and not fresh.reused
+    assert reused.multigrid.levels[0].op is op2 and reused.multigrid.levels[1] is first.multigrid.levels[1]
+    b = reused.mask * torch.randn(2, 1, 2, 17, 17, generator=torch.Generator().manual_seed(0), dtype=E.dtype)
+    x_reused, info = reused.solve(b)
+    x_fresh, _ = fresh.solve(b)
+    assert bool(info.converged.all()) and torch.allclose(x_reused, x_fresh, rtol=1e-7, atol=1e-9)
+    # a hierarchy of another batch size or prolongation is not reused
+    assert not LinearSystem(op2.select(torch.tensor([0])), "mg", hierarchy=first.multigrid).reused
+    assert not LinearSystem(op2, "mg-operator", hierarchy=first.multigrid).reused
+
+
+def test_kept_hierarchy_is_dropped_when_iterations_grow():
+    warm = WarmStart()
+    hierarchy = object()
+    built = SimpleNamespace(multigrid=hierarchy, reused=False)
+    reused = SimpleNamespace(multigrid=hierarchy, reused=True)
+    x = torch.zeros(1)
+
+    def info(iterations):
+        return SolveInfo("mg", iterations, torch.ones(1, 1, dtype=torch.bool), torch.zeros(1, 1))
+
+    warm.put("affine", x, info(40), built, warm_started=False)
+    assert warm.hierarchy("affine") is None  # cold counts are no reference for warm ones
+    warm.put("affine", x, info(12), built, warm_started=True)
+    warm.put("affine", x, info(10), reused)  # fewest so far: 10
+    warm.put("affine", x, info(12), reused)  # 12 <= 1.25 x 10: kept
+    assert warm.hierarchy("affine") is hierarchy
+    warm.put("affine", x, info(13), reused)  # 13 > 12.5: dropped, the next call rebuilds
+    assert warm.hierarchy("affine") is None
+
+
 def test_batch_chunks_and_warm_start_keys():
     E, nu = particles((3, 8, 8, 8), 4)
     warm = WarmStart()
@@ -77,6 +157,8 @@ def test_batch_chunks_and_warm_start_keys():
     c_two = homogenized_stiffness(E, nu, batch_size=2)
     assert torch.allclose(k_all, k_one, rtol=1e-9) and torch.allclose(c_all, c_two, rtol=1e-9, atol=1e-9)
     assert set(warm.fields) == {"affine@0", "affine@1", "affine@2"}
+    sizes = [sl.stop - sl.start for sl in batch_chunks(torch.zeros(200, 64, 64), None)]
+    assert sizes == [29] * 6 + [26]  # near-equal CPU chunks of at most 2^17 elements
 
 
 def test_nonconvergence_raises_or_flags():
@@ -129,8 +211,6 @@ def test_bad_options_raise():
 @pytest.mark.parametrize("bc", ["affine", "periodic"])
 def test_pcg_drops_converged_samples(solver, bc, monkeypatch):
     """A batch whose samples converge at different iterations gives each sample's own solution."""
-    from matdiff.fem.solvers import LinearSystem
-
     selected = []
     original = LinearSystem.select
     monkeypatch.setattr(
@@ -156,14 +236,6 @@ def test_coarse_dense_solve_is_exact_for_a_batch(el_shape):
     """The coarsest-level solve of a batch (162 / 375 dofs) matches scipy per sample. Batched LU
     (torch.linalg.solve / inv) of that size fails or returns wrong numbers with 2 threads in the torch
     2.13 CPU wheel here; the Cholesky path must stay exact."""
-    import numpy as np
-    import scipy.sparse.linalg as spla
-
-    from matdiff.fem.elements import lame, reference_matrices
-    from matdiff.fem.grid import free_mask
-    from matdiff.fem.operators import IsotropicOperator
-    from matdiff.fem.solvers import DenseCoarseSolver, sparse_stiffness
-
     E, nu = particles((3, *el_shape), 4)
     lam, mu = lame(E, nu, len(el_shape))
     k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in el_shape), E.dtype, E.device)
@@ -187,8 +259,6 @@ def test_coarse_dense_solve_is_exact_for_a_batch(el_shape):
 
 def test_auto_solver_choice():
     """auto: direct for small cold 2D solves on CPU, multigrid once warm-started, batched large or 3D."""
-    from matdiff.fem.solvers import choose_solver
-
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert choose_solver("auto", (64, 64), cpu, batch=1) == "direct"
     assert choose_solver("auto", (64, 64), cpu, batch=1, warm=True) == "mg"

@@ -26,10 +26,14 @@ class SolveConfig:
             return None
         return self.warm.get(key + self.tag, like.shape, like.dtype, like.device)
 
-    def record(self, key: str, x: torch.Tensor, info) -> None:
-        """Store a solution in the caller's warm-start state."""
+    def hierarchy(self, key: str):
+        """Multigrid hierarchy kept from an earlier call for key, if the caller keeps one."""
+        return None if self.warm is None else self.warm.hierarchy(key + self.tag)
+
+    def record(self, key: str, x: torch.Tensor, info, system=None, warm_started: bool = False) -> None:
+        """Store a solution (and the system's multigrid hierarchy) in the caller's warm-start state."""
         if self.warm is not None:
-            self.warm.put(key + self.tag, x, info)
+            self.warm.put(key + self.tag, x, info, system, warm_started)
 
 
 def _sum64(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
@@ -49,13 +53,15 @@ class AffineEnergy(torch.autograd.Function):
     def forward(ctx, lam: torch.Tensor, mu: torch.Tensor, c: torch.Tensor, cfg: SolveConfig):
         ctx.set_materialize_grads(False)
         lam, mu = lam.detach(), mu.detach()
-        system, dvec = build_system(lam, mu, False, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None)
+        system, dvec = build_system(
+            lam, mu, False, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None, cfg.hierarchy("affine")
+        )
         b = lam.shape[0]
         shape = (b, 1, len(system.op.el_shape), *system.mask.shape[3:])
         x0 = cfg.initial("affine", torch.empty(shape, dtype=lam.dtype, device=lam.device))
         v, um, info = affine_solve(system, 1.0, x0)
         check_converged(info, "bulk modulus (affine BC) solve")
-        cfg.record("affine", v, info)
+        cfg.record("affine", v, info, system, x0 is not None)
         ue = um[None, :, :, None] + gather(v, False)  # (B, 1, n_loc, n_el), translation-free element vectors
         w2 = _sum64(ue * system.op.element_forces(ue), (1, 2, 3))
         div = torch.matmul(dvec, ue[:, 0])  # (B, n_el), int_e div u
@@ -95,14 +101,16 @@ class PeriodicStiffness(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lam: torch.Tensor, mu: torch.Tensor, cfg: SolveConfig):
         lam, mu = lam.detach(), mu.detach()
-        system, _ = build_system(lam, mu, True, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None)
+        system, _ = build_system(
+            lam, mu, True, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None, cfg.hierarchy("periodic")
+        )
         prev = None if cfg.warm is None else cfg.warm.fields.get("periodic" + cfg.tag)
         x0 = None
         if prev is not None and prev.shape[0] == lam.shape[0] and prev.shape[3:] == lam.shape[1:]:
             x0 = prev.to(dtype=lam.dtype, device=lam.device)
         w, um, info = periodic_solve(system, x0)
         check_converged(info, "homogenized stiffness (periodic) solve")
-        cfg.record("periodic", w, info)
+        cfg.record("periodic", w, info, system, x0 is not None)
         u = gather(w, True) + um[None, :, :, None]
         c = torch.einsum("brkn,bskn->brs", u, system.op.element_forces(u))
         ctx.save_for_backward(w, um)

@@ -14,11 +14,14 @@ CPU_CHUNK_ELEMENTS = 2**17
 
 
 def batch_chunks(E: torch.Tensor, batch_size: int | None) -> list[slice]:
-    """Batch slices solved together: all on CUDA, ~CPU_CHUNK_ELEMENTS elements per chunk on CPU."""
+    """Batch slices solved together: all on CUDA; on CPU as few chunks of at most ~CPU_CHUNK_ELEMENTS
+    elements as possible, of near-equal size (200 2D 64^2 samples: 6 of 29 and one of 26, not 6 of 32 and
+    one of 8, whose per-op cost few samples share)."""
     b = E.shape[0]
     if batch_size is None:
         per = E[0].numel()
-        batch_size = b if E.device.type != "cpu" else max(1, CPU_CHUNK_ELEMENTS // per)
+        cap = b if E.device.type != "cpu" else max(1, CPU_CHUNK_ELEMENTS // per)
+        batch_size = -(-b // -(-b // cap))
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     return [slice(s, min(s + batch_size, b)) for s in range(0, b, batch_size)]

@@ -240,7 +240,7 @@ class Multigrid:
         omega: float | None = None,
         prolongation: str = "geometric",
     ):
-        self.sweeps, self.periodic = sweeps, fine.periodic
+        self.sweeps, self.periodic, self.prolongation, self.omega = sweeps, fine.periodic, prolongation, omega
         el_shape, op = fine.el_shape, fine
         self.levels, self.transfers = [make_level(fine, mask)], []
         for _ in range(coarsenings(el_shape)):
@@ -252,7 +252,11 @@ class Multigrid:
             self.levels.append(make_level(op, mask))
         self.coarse = DenseCoarseSolver(op.element_matrices(), el_shape, self.periodic, mask)
         for level in self.levels[:-1]:
-            level.wdinv = (jacobi_weight(level) if omega is None else omega) * level.dinv
+            self._damp(level)
+
+    def _damp(self, level: Level) -> None:
+        """Set the level's smoother omega D^-1 (omega by power iteration unless given)."""
+        level.wdinv = (jacobi_weight(level) if self.omega is None else self.omega) * level.dinv
 
     def _cycle(self, lev: int, r: torch.Tensor) -> torch.Tensor:
         if lev == len(self.levels) - 1:
@@ -266,6 +270,24 @@ class Multigrid:
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One symmetric V-cycle applied to a residual (B, R, d, *nodes)."""
         return self._cycle(0, r)
+
+    def with_fine(self, fine: IsotropicOperator) -> Multigrid:
+        """This hierarchy for a new fine operator on the same grid and batch (a lagged preconditioner): a
+        fresh fine level (diagonal and damping), the coarse levels, transfers and coarsest solve kept. The
+        V-cycle stays SPD for any SPD coarse operators, so PCG still converges to the new system's solution;
+        only its iteration count depends on how far the materials have moved."""
+        new = copy.copy(self)
+        first = make_level(fine, self.levels[0].mask)
+        self._damp(first)
+        new.levels = [first, *self.levels[1:]]
+        return new
+
+    def fits(self, fine: IsotropicOperator, prolongation: str) -> bool:
+        """Whether this hierarchy has the given prolongation and was built for the grid, boundary condition,
+        batch size, dtype and device of `fine`."""
+        op = self.levels[0].op
+        built = (self.prolongation, op.el_shape, op.periodic, len(op.coef), op.dtype, op.device)
+        return built == (prolongation, fine.el_shape, fine.periodic, len(fine.coef), fine.dtype, fine.device)
 
     def select(self, idx: torch.Tensor) -> Multigrid:
         """The preconditioner of samples idx only."""
@@ -322,7 +344,12 @@ class DirectSolver:
 
 
 class LinearSystem:
-    """The masked stiffness system of one batch of materials, with its chosen solver set up once."""
+    """The masked stiffness system of one batch of materials, with its chosen solver set up once.
+
+    hierarchy: a multigrid hierarchy from an earlier call (``WarmStart``); a multigrid solver that it fits
+    reuses its coarse levels (``Multigrid.with_fine``, ``reused`` is then True). ``multigrid`` is the V-cycle
+    of a multigrid solver (None otherwise).
+    """
 
     def __init__(
         self,
@@ -333,6 +360,7 @@ class LinearSystem:
         sweeps: int = 1,
         omega: float | None = None,
         warm: bool = False,
+        hierarchy: Multigrid | None = None,
     ):
         self.op = op
         dtype, device = op.coef.dtype, op.coef.device
@@ -341,9 +369,15 @@ class LinearSystem:
         self.rtol = default_rtol(dtype) if rtol is None else rtol
         multigrid = self.solver.startswith("mg")
         self.maxiter = maxiter if maxiter is not None else (500 if multigrid else 20000)
-        if multigrid:
-            kind = "operator" if self.solver == "mg-operator" else "geometric"
-            self.precond = Multigrid(op, self.mask, sweeps, omega, kind)
+        kind = "operator" if self.solver == "mg-operator" else "geometric"
+        self.reused = multigrid and hierarchy is not None and hierarchy.fits(op, kind)
+        self.multigrid: Multigrid | None = None
+        if self.reused:
+            self.multigrid = hierarchy.with_fine(op)
+        elif multigrid:
+            self.multigrid = Multigrid(op, self.mask, sweeps, omega, kind)
+        if self.multigrid is not None:
+            self.precond = self.multigrid
         elif self.solver == "jacobi":
             self.precond = JacobiPreconditioner(make_level(op, self.mask).dinv)
         else:
