@@ -62,7 +62,8 @@ class GuidedSamples:
     """Batch mean of every FEM quantity the objective read, per guided step."""
     seconds: dict[str, float] = field(default_factory=lambda: {"network": 0.0, "fem": 0.0})
     warm_start: fem.WarmStart = field(default_factory=fem.WarmStart)
-    """FEM solutions of the previous step, the initial guess of the next (x0_hat changes little per step)."""
+    """FEM solutions of the previous step, the initial guess of the next (x0_hat changes little per step), and
+    the multigrid hierarchies reused across steps; ``warm_start.clear()`` frees them."""
 
 
 def clip_per_sample(g: torch.Tensor, max_norm: float) -> torch.Tensor:
