@@ -371,17 +371,20 @@ class LinearSystem:
         self.maxiter = maxiter if maxiter is not None else (500 if multigrid else 20000)
         kind = "operator" if self.solver == "mg-operator" else "geometric"
         self.reused = multigrid and hierarchy is not None and hierarchy.fits(op, kind)
-        self.multigrid: Multigrid | None = None
+        self.precond: Multigrid | JacobiPreconditioner | None = None
         if self.reused:
-            self.multigrid = hierarchy.with_fine(op)
+            self.precond = hierarchy.with_fine(op)
         elif multigrid:
-            self.multigrid = Multigrid(op, self.mask, sweeps, omega, kind)
-        if self.multigrid is not None:
-            self.precond = self.multigrid
+            self.precond = Multigrid(op, self.mask, sweeps, omega, kind)
         elif self.solver == "jacobi":
             self.precond = JacobiPreconditioner(make_level(op, self.mask).dinv)
         else:
             self.direct = DirectSolver(op, self.mask)
+
+    @property
+    def multigrid(self) -> Multigrid | None:
+        """The V-cycle of a multigrid solver, else None."""
+        return self.precond if isinstance(self.precond, Multigrid) else None
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Masked K x for a nodal field (B, R, d, *nodes)."""
