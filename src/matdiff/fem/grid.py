@@ -54,7 +54,7 @@ def scatter(fe: torch.Tensor, el_shape: tuple[int, ...], periodic: bool) -> torc
     fe = fe.reshape(b, r, 2**d, d, *el_shape)
     out = fe.new_zeros(b, r, d, *(m + 1 for m in el_shape))
     for k, off in enumerate(corner_offsets(d)):
-        out[(Ellipsis, *(slice(o, o + m) for o, m in zip(off, el_shape, strict=True)))] += fe[:, :, k]
+        out[(Ellipsis, *(slice(o, o + m) for o, m in zip(off, el_shape, strict=True)))].add_(fe[:, :, k])
     return fold(out, d) if periodic else out
 
 
