@@ -104,10 +104,9 @@ class PeriodicStiffness(torch.autograd.Function):
         system, _ = build_system(
             lam, mu, True, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None, cfg.hierarchy("periodic")
         )
-        prev = None if cfg.warm is None else cfg.warm.fields.get("periodic" + cfg.tag)
-        x0 = None
-        if prev is not None and prev.shape[0] == lam.shape[0] and prev.shape[3:] == lam.shape[1:]:
-            x0 = prev.to(dtype=lam.dtype, device=lam.device)
+        d = lam.ndim - 1
+        shape = (lam.shape[0], d * (d + 1) // 2, d, *lam.shape[1:])  # one field per Voigt unit strain
+        x0 = cfg.initial("periodic", torch.empty(shape, dtype=lam.dtype, device=lam.device))
         w, um, info = periodic_solve(system, x0)
         check_converged(info, "homogenized stiffness (periodic) solve")
         cfg.record("periodic", w, info, system, x0 is not None)
