@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from . import native
 from .grid import children, gather, scatter, take_samples
 
 # floats (2 MB, the L2 cache here) of the product temporary up to which local_matvec forms one product
@@ -29,7 +30,46 @@ def local_matvec(mt: torch.Tensor, ve: torch.Tensor) -> torch.Tensor:
     return out
 
 
-class IsotropicOperator:
+class VoxelOperator:
+    """What the solvers ask of a stiffness operator on a voxel grid, for nodal fields (B, R, d, *nodes):
+    K u, masked, as a residual or as a damped Jacobi step. On CPU one fused kernel call (``native``) does
+    each; elsewhere the subclass's PyTorch product and separate elementwise ops."""
+
+    el_shape: tuple[int, ...]
+    periodic: bool
+
+    def _native(self, u: torch.Tensor, mode: int, r: torch.Tensor | None, w: torch.Tensor | None):
+        """The fused kernel's epilogue `mode` of K u (see ``native.isotropic_product``), or None where the
+        kernel does not serve."""
+        raise NotImplementedError
+
+    def product(self, u: torch.Tensor) -> torch.Tensor:
+        """K u in PyTorch: gather, element products, scatter."""
+        raise NotImplementedError
+
+    def apply(self, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """K u, times the free-node mask (1, 1, 1, *nodes) if given."""
+        if mask is None:
+            y = self._native(u, native.PRODUCT, None, None)
+            return self.product(u) if y is None else y
+        y = self._native(u, native.MASKED, None, mask)
+        return mask * self.product(u) if y is None else y
+
+    def residual(self, r: torch.Tensor, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """r - K u, times the free-node mask if given."""
+        y = self._native(u, native.RESIDUAL, r, mask)
+        if y is not None:
+            return y
+        y = r - self.product(u)
+        return y if mask is None else mask * y
+
+    def jacobi(self, r: torch.Tensor, u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """One damped Jacobi step u + weight (r - K u), weight (B, 1, d, *nodes)."""
+        y = self._native(u, native.JACOBI, r, weight)
+        return u.addcmul(weight, r - self.product(u)) if y is None else y
+
+
+class IsotropicOperator(VoxelOperator):
     """K u for per-element isotropic material: k_e = lam_e K_lam + mu_e K_mu; lam, mu (B, *el) in GPa."""
 
     def __init__(
@@ -49,8 +89,13 @@ class IsotropicOperator:
         f = torch.matmul(self.k_lam, ue) * self.coef[:, 0]
         return f.addcmul_(torch.matmul(self.k_mu, ue), self.coef[:, 1])
 
-    def apply(self, u: torch.Tensor) -> torch.Tensor:
-        """K u for a nodal field (B, R, d, *nodes)."""
+    def _native(self, u, mode, r, w):
+        if not native.usable(u, self.coef):
+            return None
+        coef = self.coef.reshape(self.coef.shape[0], 2, -1)
+        return native.isotropic_product(u, coef, self.k_stack, self.el_shape, self.periodic, mode, r, w)
+
+    def product(self, u: torch.Tensor) -> torch.Tensor:
         return scatter(self.element_forces(gather(u, self.periodic)), self.el_shape, self.periodic)
 
     def select(self, idx: torch.Tensor) -> IsotropicOperator:
@@ -81,31 +126,35 @@ class IsotropicOperator:
         return torch.einsum("znck,kcij->znij", c, refs)
 
 
-class ElementOperator:
+class ElementOperator(VoxelOperator):
     """K u from dense element matrices (Galerkin coarse levels), kept in two layouts: ke (B, n_el, n_loc,
-    n_loc) for grouping children (contiguous rows), kt (B, n_loc_j, n_loc_i, n_el) for the products."""
+    n_loc) for grouping children (contiguous rows), and for the products either the packed upper triangles
+    of the fused CPU kernel (``native.pack_upper``, half the memory traffic) or, where that kernel does not
+    serve (CUDA), kt (B, n_loc_j, n_loc_i, n_el)."""
 
     def __init__(self, ke: torch.Tensor, el_shape: tuple[int, ...], periodic: bool):
         self.ke = ke.contiguous()
-        self.kt = ke.permute(0, 3, 2, 1).contiguous()  # kt[b, j, i, n] = k_n[i, j]
         self.el_shape, self.periodic = tuple(el_shape), periodic
         self.dtype, self.device = ke.dtype, ke.device
+        self.packed = native.pack_upper(self.ke, self.el_shape) if native.usable(self.ke) else None
+        self.kt = None if self.packed is not None else ke.permute(0, 3, 2, 1).contiguous()  # k_n[i, j]
 
-    def element_forces(self, ue: torch.Tensor) -> torch.Tensor:
-        """k_e u_e for element vectors (B, R, n_loc, n_el): one multiply-add per local column."""
-        return local_matvec(self.kt, ue)
+    def _native(self, u, mode, r, w):
+        if self.packed is None or not native.usable(u):
+            return None
+        return native.packed_product(u, self.packed, self.el_shape, self.periodic, mode, r, w)
 
-    def apply(self, u: torch.Tensor) -> torch.Tensor:
-        """K u for a nodal field (B, R, d, *nodes)."""
-        return scatter(self.element_forces(gather(u, self.periodic)), self.el_shape, self.periodic)
+    def product(self, u: torch.Tensor) -> torch.Tensor:
+        kt = self.kt if self.kt is not None else self.ke.permute(0, 3, 2, 1)  # kt[b, j, i, n] = k_n[i, j]
+        return scatter(local_matvec(kt, gather(u, self.periodic)), self.el_shape, self.periodic)
 
     def select(self, idx: torch.Tensor) -> ElementOperator:
         """The operator of samples idx only."""
-        return take_samples(self, idx, "ke", "kt")
+        return take_samples(self, idx, "ke", "packed" if self.packed is not None else "kt")
 
     def diagonal(self) -> torch.Tensor:
         """Assembled diagonal of K, (B, 1, d, *nodes)."""
-        diag = self.kt.diagonal(dim1=1, dim2=2).transpose(1, 2)[:, None]
+        diag = self.ke.diagonal(dim1=2, dim2=3).transpose(1, 2)[:, None]
         return scatter(diag, self.el_shape, self.periodic)
 
     def element_matrices(self) -> torch.Tensor:

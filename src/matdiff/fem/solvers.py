@@ -141,11 +141,12 @@ def pcg(system, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: 
 
 
 class DenseCoarseSolver:
-    """Batched dense inverse (float64, through Cholesky) of an operator given by element matrices; fixed dofs
-    -> identity. Applying the stored inverse is one batched product: 2D 8x8 coarse grids, 64 samples, 0.35
-    instead of 1.8 ms per solve for the triangular solves (2-core CPU, torch 2.13). Cholesky, not LU: batched
-    torch.linalg.solve / inv of >= ~150 unknowns raised, hung or returned wrong numbers with 2 threads in the
-    torch 2.13 CPU wheel here (guarded by a test)."""
+    """Batched dense inverse (float64, through Cholesky) of an operator given by element matrices, on its free
+    dofs only (3D 4^3 Dirichlet grid: 81 of 375 dofs); fixed dofs get 0. Applying the stored inverse is one
+    batched product: 2D 8x8 coarse grids, 64 samples, 0.35 instead of 1.8 ms per solve for the triangular
+    solves (2-core CPU, torch 2.13). Cholesky, not LU: batched torch.linalg.solve / inv of >= ~150 unknowns
+    raised, hung or returned wrong numbers with 2 threads in the torch 2.13 CPU wheel here (guarded by a
+    test)."""
 
     def __init__(self, ke: torch.Tensor, el_shape: tuple[int, ...], periodic: bool, mask: torch.Tensor):
         b = ke.shape[0]
@@ -154,20 +155,21 @@ class DenseCoarseSolver:
         idx = (edof[:, :, None] * n + edof[:, None, :]).reshape(-1)
         a = torch.zeros(b, n * n, dtype=torch.float64, device=ke.device)
         a.index_add_(1, idx, ke.to(torch.float64).reshape(b, -1))
-        free = mask.expand(1, 1, len(el_shape), *mask.shape[3:]).reshape(n).to(torch.float64)
-        a = a.reshape(b, n, n) * free[:, None] * free[None, :] + torch.diag(1.0 - free)
+        self.free = mask.expand(1, 1, len(el_shape), *mask.shape[3:]).reshape(n).nonzero()[:, 0]
+        a = a.reshape(b, n, n)[:, self.free][:, :, self.free]
         self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(a))
-        self.free, self.n = free, n
+        self.n = n
 
     def select(self, idx: torch.Tensor) -> DenseCoarseSolver:
         """The solver of samples idx only."""
         return take_samples(self, idx, "inverse")
 
     def solve(self, r: torch.Tensor) -> torch.Tensor:
-        """K^-1 r on the free dofs for a nodal field (B, R, d, *nodes)."""
-        rhs = r.reshape(r.shape[0], r.shape[1], self.n).transpose(1, 2).to(torch.float64) * self.free[:, None]
-        x = torch.matmul(self.inverse, rhs) * self.free[:, None]
-        return x.transpose(1, 2).reshape(r.shape).to(r.dtype)
+        """K^-1 r on the free dofs for a nodal field (B, R, d, *nodes), 0 on fixed dofs."""
+        rhs = r.reshape(r.shape[0], r.shape[1], self.n).index_select(2, self.free).to(torch.float64)
+        x = torch.matmul(rhs, self.inverse).to(r.dtype)  # (B, R, n_free); the inverse is symmetric
+        out = r.new_zeros(r.shape[0], r.shape[1], self.n)
+        return out.index_copy_(2, self.free, x).reshape(r.shape)
 
 
 @dataclass
@@ -182,7 +184,7 @@ class Level:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Masked K x."""
-        return self.mask * self.op.apply(x)
+        return self.op.apply(x, self.mask)
 
     def select(self, idx: torch.Tensor) -> Level:
         """The level of samples idx only."""
@@ -194,7 +196,7 @@ class Level:
         if x is None:
             x, sweeps = self.wdinv * r, sweeps - 1
         for _ in range(sweeps):
-            x = x.addcmul(self.wdinv, r - self.op.apply(x))  # wdinv is 0 on fixed dofs: no mask needed
+            x = self.op.jacobi(r, x, self.wdinv)  # wdinv is 0 on fixed dofs: no mask needed
         return x
 
 
@@ -263,7 +265,7 @@ class Multigrid:
             return self.coarse.solve(r)
         level, transfer = self.levels[lev], self.transfers[lev]
         x = level.smooth(r, None, self.sweeps)
-        rc = self.levels[lev + 1].mask * transfer.restrict(r - level.apply(x))
+        rc = self.levels[lev + 1].mask * transfer.restrict(level.op.residual(r, x, level.mask))
         x = x + level.mask * transfer.prolong(self._cycle(lev + 1, rc))
         return level.smooth(r, x, self.sweeps)
 
@@ -388,7 +390,7 @@ class LinearSystem:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Masked K x for a nodal field (B, R, d, *nodes)."""
-        return self.mask * self.op.apply(x)
+        return self.op.apply(x, self.mask)
 
     def precondition(self, r: torch.Tensor) -> torch.Tensor:
         """The PCG preconditioner (V-cycle or Jacobi) applied to a residual (B, R, d, *nodes)."""

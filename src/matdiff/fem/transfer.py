@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import native
 from .elements import corner_offsets
 from .grid import gather, scatter, take_samples
 from .operators import local_matvec
@@ -185,8 +186,8 @@ class ElementTransfer:
 
 
 class LinearTransfer:
-    """(Bi/tri)linear prolongation between a coarse grid and the twice finer grid, and its transpose,
-    by strided slices (no per-element data)."""
+    """(Bi/tri)linear prolongation between a coarse grid and the twice finer grid, and its transpose (no
+    per-element data): the fused CPU kernels (``native``), else strided slices in PyTorch."""
 
     def __init__(self, periodic: bool):
         self.periodic = periodic
@@ -197,6 +198,8 @@ class LinearTransfer:
 
     def prolong(self, xc: torch.Tensor) -> torch.Tensor:
         """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c)."""
+        if native.usable(xc):
+            return native.linear_prolong(xc, self.periodic)
         for ax in range(3, xc.ndim):
             if self.periodic:
                 odd = 0.5 * (xc + torch.roll(xc, -1, dims=ax))
@@ -210,6 +213,8 @@ class LinearTransfer:
 
     def restrict(self, xf: torch.Tensor) -> torch.Tensor:
         """Transpose of ``prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
+        if native.usable(xf):
+            return native.linear_restrict(xf, self.periodic)
         for ax in range(3, xf.ndim):
             even = xf[(slice(None),) * ax + (slice(0, None, 2),)]
             odd = 0.5 * xf[(slice(None),) * ax + (slice(1, None, 2),)]

@@ -1,0 +1,206 @@
+"""The fused CPU stiffness product (``voxel_kernels.cpp``): compiled once per machine with the system C++
+compiler, loaded with ctypes, used by the operators for K u on CPU tensors.
+
+The library is built on first use into ``$MATDIFF_CACHE`` (default ``~/.cache/matdiff``) under a name
+that hashes the source, the compiler command and the CPU's flags, so an edited source or another machine
+builds its own copy. Where it cannot be built (no compiler) or is switched off (``MATDIFF_NATIVE=0``), and
+for CUDA tensors, the operators use their PyTorch path, which computes the same product.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("voxel_kernels.cpp")
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-shared", "-fPIC", "-std=c++17"]
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags (Linux), part of the build key because of -march=native."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def library_path(compiler: str) -> Path:
+    """Where the library built by `compiler` from the current source for this CPU lives."""
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), compiler.encode(), " ".join(FLAGS).encode(), _cpu_flags().encode()):
+        key.update(part)
+    cache = Path(os.environ.get("MATDIFF_CACHE", Path.home() / ".cache" / "matdiff"))
+    return cache / f"voxel_kernels-{key.hexdigest()[:16]}.so"
+
+
+def build(compiler: str) -> Path:
+    """Compile the kernels unless already built; returns the shared library's path."""
+    path = library_path(compiler)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        out = Path(tmp) / path.name
+        subprocess.run(
+            [compiler, *FLAGS, str(SOURCE), "-o", str(out)], check=True, capture_output=True, text=True
+        )
+        os.replace(out, path)  # atomic: concurrent builders leave one complete file
+    return path
+
+
+def _signatures(lib: ctypes.CDLL) -> None:
+    ptr, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    product = [ptr, ptr, i64, i64, i32, ptr, i32, i32, ptr, ptr, i32]
+    for dtype in ("f32", "f64"):
+        getattr(lib, f"matdiff_isotropic_{dtype}").argtypes = [*product, ptr, ptr]
+        getattr(lib, f"matdiff_packed_{dtype}").argtypes = [*product, ptr]
+        for kind in ("prolong", "restrict"):
+            getattr(lib, f"matdiff_{kind}_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32, i32]
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The loaded kernels, or None where they are switched off or cannot be built (warns once)."""
+    if os.environ.get("MATDIFF_NATIVE", "1") == "0":
+        return None
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        warnings.warn("matdiff.fem: no C++ compiler; the slower PyTorch products are used", stacklevel=2)
+        return None
+    try:
+        lib = ctypes.CDLL(str(build(compiler)))
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        warnings.warn(
+            f"matdiff.fem: building {SOURCE.name} failed, PyTorch is used: {detail[:500]}", stacklevel=2
+        )
+        return None
+    _signatures(lib)
+    return lib
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """Whether the fused product can serve these tensors: CPU, float32/float64, no autograd, library built."""
+    t = tensors[0]
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        return False
+    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors):
+        return False
+    return library() is not None
+
+
+def _suffix(dtype: torch.dtype) -> str:
+    return "f32" if dtype == torch.float32 else "f64"
+
+
+# the kernels' epilogues (what y receives after the product K u), see voxel_kernels.cpp
+PRODUCT, MASKED, RESIDUAL, JACOBI = range(4)
+
+
+def _product(
+    kind: str,
+    u: torch.Tensor,
+    el_shape: tuple[int, ...],
+    periodic: bool,
+    matrices: tuple[torch.Tensor, ...],
+    mode: int,
+    r: torch.Tensor | None,
+    w: torch.Tensor | None,
+) -> torch.Tensor:
+    u = u.contiguous()
+    y = torch.empty_like(u)
+    r = None if r is None else r.to(u.dtype).expand_as(u).contiguous()
+    w = None if w is None else w.to(u.dtype).contiguous()
+    el = (ctypes.c_int64 * len(el_shape))(*el_shape)
+    fn = getattr(library(), f"matdiff_{kind}_{_suffix(u.dtype)}")
+    fn(
+        u.data_ptr(), y.data_ptr(), u.shape[0], u.shape[1], len(el_shape), el, int(periodic), mode,
+        None if r is None else r.data_ptr(), None if w is None else w.data_ptr(), torch.get_num_threads(),
+        *(m.data_ptr() for m in matrices),
+    )  # fmt: skip
+    return y
+
+
+def isotropic_product(
+    u: torch.Tensor,
+    coef: torch.Tensor,
+    kref: torch.Tensor,
+    el_shape: tuple[int, ...],
+    periodic: bool,
+    mode: int = PRODUCT,
+    r: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Epilogue `mode` of K u for a nodal field u (B, R, d, *nodes) with k_e = coef[b, 0, e] K_lam +
+    coef[b, 1, e] K_mu; coef (B, 2, n_el), kref (2, n_loc, n_loc) stacked (K_lam, K_mu).
+
+    mode: PRODUCT (K u), MASKED (w K u, w a free-node mask (*nodes)), RESIDUAL (r - K u, times the mask w if
+    given), JACOBI (u + w (r - K u), w (B, 1, d, *nodes)); r like u."""
+    coef = coef.to(u.dtype).expand(u.shape[0], -1, -1).contiguous()
+    return _product("isotropic", u, el_shape, periodic, (coef, kref.to(u.dtype).contiguous()), mode, r, w)
+
+
+def packed_product(
+    u: torch.Tensor,
+    kp: torch.Tensor,
+    el_shape: tuple[int, ...],
+    periodic: bool,
+    mode: int = PRODUCT,
+    r: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """As ``isotropic_product`` with per-element matrices kp packed by ``pack_upper`` (of u's dtype)."""
+    return _product("packed", u, el_shape, periodic, (kp.contiguous(),), mode, r, w)
+
+
+def _transfer(kind: str, x: torch.Tensor, out_nodes: tuple[int, ...], nodes_c: tuple[int, ...], periodic):
+    """Run the prolong / restrict kernel on x (B, R, d, *nodes) into a new (B, R, d, *out_nodes) field."""
+    x = x.contiguous()
+    y = x.new_empty(*x.shape[:3], *out_nodes)
+    fields = x.shape[0] * x.shape[1] * x.shape[2]
+    nodes = (ctypes.c_int64 * len(nodes_c))(*nodes_c)
+    fn = getattr(library(), f"matdiff_{kind}_{_suffix(x.dtype)}")
+    fn(x.data_ptr(), y.data_ptr(), fields, len(nodes_c), nodes, int(periodic), torch.get_num_threads())
+    return y
+
+
+def fine_nodes(coarse_nodes: tuple[int, ...], periodic: bool) -> tuple[int, ...]:
+    """Nodes per axis of the grid twice as fine as one with coarse_nodes (2n periodic, 2n - 1 closed)."""
+    return tuple(2 * m if periodic else 2 * m - 1 for m in coarse_nodes)
+
+
+def linear_prolong(xc: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """(Bi/tri)linear interpolation of a coarse nodal field (B, R, d, *nodes_c) onto the twice finer grid."""
+    nodes_c = tuple(xc.shape[3:])
+    return _transfer("prolong", xc, fine_nodes(nodes_c, periodic), nodes_c, periodic)
+
+
+def linear_restrict(xf: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """Transpose of ``linear_prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
+    nodes_c = tuple(m // 2 if periodic else (m + 1) // 2 for m in xf.shape[3:])
+    return _transfer("restrict", xf, nodes_c, nodes_c, periodic)
+
+
+def pack_upper(ke: torch.Tensor, el_shape: tuple[int, ...]) -> torch.Tensor:
+    """Upper triangles (i <= j, row by row) of symmetric element matrices ke (B, n_el, n_loc, n_loc), laid
+    out for the kernels: (B, rows, vectors per row, n_loc (n_loc + 1) / 2, lanes), a vector being 64 bytes
+    of elements along x, rows zero-padded to whole vectors."""
+    b, n_loc = ke.shape[0], ke.shape[-1]
+    i, j = torch.triu_indices(n_loc, n_loc, device=ke.device)
+    nx, lanes = el_shape[-1], 64 // ke.element_size()
+    kp = ke[:, :, i, j].reshape(b, -1, nx, len(i))
+    kp = torch.nn.functional.pad(kp, (0, 0, 0, -nx % lanes))  # (B, rows, padded x, n_pair)
+    return kp.reshape(b, kp.shape[1], -1, lanes, len(i)).transpose(3, 4).contiguous()

@@ -1,0 +1,514 @@
+// Fused element-by-element stiffness product y = K u on structured voxel grids (CPU, float32 / float64).
+//
+// One pass per element row: the node rows it touches are copied into small buffers (with the periodic
+// wrap), the element products run vectorized across the row's elements, and the element forces are summed
+// into output row buffers that are added to y. Nothing of size n_el x n_loc is ever formed, which is what
+// the eager PyTorch path (gather, two GEMMs, scatter) spends most of its memory traffic on.
+//
+// Fields are contiguous (B*R, d, *nodes) with nodes (y, x) in 2D and (z, y, x) in 3D, n + 1 per axis
+// (Dirichlet grid) or n (periodic grid, node n is node 0). Local dof order as in matdiff.fem.elements:
+// dof = corner * d + component, corners lexicographic over the axes, x fastest.
+//
+// Element matrices are either isotropic, k_e = lam_e K_lam + mu_e K_mu with coef (B, 2, n_el) and the two
+// reference matrices (2, n_loc, n_loc), or given per element as the packed upper triangle
+// kp (B, rows, padded_row_length(n_x) / kLanes, n_loc (n_loc + 1) / 2, kLanes): pairs (i <= j) row by row,
+// for each vector of elements of a row, rows padded with zero elements to whole vectors (full loads only,
+// and one sequential stream through memory).
+//
+// An epilogue can fold the step that follows a product into the same call (Epilogue below).
+//
+// Threads: element planes (z in 3D, y in 2D) of one colour write disjoint node planes, so each colour is a
+// parallel loop over (field, plane); rows within a plane run in order.
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+template <typename T>
+constexpr int kLanes = 64 / sizeof(T);  // one 512-bit vector
+
+template <typename T, int D>
+struct Element {
+  static constexpr int NC = 1 << D;         // corners
+  static constexpr int NLOC = NC * D;       // local dofs
+  static constexpr int NROW = NC / 2 * D;   // node rows (plane/row offset x component) an element row touches
+  static constexpr int NPAIR = NLOC * (NLOC + 1) / 2;
+};
+
+struct Grid {
+  int64_t el[3];     // elements per axis (plane, row, x); 2D: row axis has 1 element and 1 node
+  int64_t nodes[3];  // nodes per axis, same convention
+  bool periodic;
+  int64_t node_count() const { return nodes[0] * nodes[1] * nodes[2]; }
+  int64_t el_count() const { return el[0] * el[1] * el[2]; }
+};
+
+// Offset (within one component) of the node row at plane a, row b (wrapped on periodic grids).
+inline int64_t row_offset(const Grid& g, int64_t a, int64_t b) {
+  return ((a % g.nodes[0]) * g.nodes[1] + (b % g.nodes[1])) * g.nodes[2];
+}
+
+template <typename T, int D>
+struct RowBuffers {
+  using E = Element<T, D>;
+  int64_t width;  // padded row length: >= n_x + 1 + kLanes
+  std::vector<T> in, out;
+  explicit RowBuffers(int64_t nx) : width((nx + 1 + 2 * kLanes<T>) / kLanes<T> * kLanes<T>),
+                                    in(E::NROW * width), out(E::NROW * width) {}
+  T* in_row(int r) { return in.data() + r * width; }
+  T* out_row(int r) { return out.data() + r * width; }
+};
+
+// Node row r = q * D + c of an element row at (a, b): q indexes the (plane, row) corner offsets.
+template <int D>
+inline void corner_row(int q, int64_t a, int64_t b, int64_t& ra, int64_t& rb) {
+  if (D == 3) {
+    ra = a + (q >> 1);
+    rb = b + (q & 1);
+  } else {
+    ra = a + q;
+    rb = 0;
+  }
+}
+
+template <typename T, int D>
+void load_rows(const Grid& g, const T* u, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
+  using E = Element<T, D>;
+  const int64_t nx = g.el[2], nn = g.node_count();
+  for (int q = 0; q < E::NC / 2; ++q) {
+    int64_t ra, rb;
+    corner_row<D>(q, a, b, ra, rb);
+    const int64_t off = row_offset(g, ra, rb);
+    for (int c = 0; c < D; ++c) {
+      T* dst = buf.in_row(q * D + c);
+      const T* src = u + c * nn + off;
+      std::memcpy(dst, src, sizeof(T) * (g.periodic ? nx : nx + 1));
+      if (g.periodic) dst[nx] = src[0];
+      std::memset(dst + nx + 1, 0, sizeof(T) * (buf.width - nx - 1));
+    }
+  }
+  std::memset(buf.out.data(), 0, sizeof(T) * buf.out.size());
+}
+
+template <typename T, int D>
+void store_rows(const Grid& g, T* y, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
+  using E = Element<T, D>;
+  const int64_t nx = g.el[2], nn = g.node_count();
+  for (int q = 0; q < E::NC / 2; ++q) {
+    int64_t ra, rb;
+    corner_row<D>(q, a, b, ra, rb);
+    const int64_t off = row_offset(g, ra, rb);
+    for (int c = 0; c < D; ++c) {
+      const T* src = buf.out_row(q * D + c);
+      T* dst = y + c * nn + off;
+      for (int64_t x = 0; x < nx; ++x) dst[x] += src[x];
+      if (g.periodic) dst[0] += src[nx]; else dst[nx] += src[nx];
+    }
+  }
+}
+
+// One vector of kLanes<T> values (GCC/Clang vector extension: 512 bits, split by the compiler where the CPU
+// has narrower registers).
+// (An attribute on a dependent alias template is ignored, hence the two explicit types.)
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+template <typename T>
+inline void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// Row length of the packed element matrices: n_x rounded up to whole vectors (the padding holds zeros).
+template <typename T>
+inline int64_t padded_row_length(int64_t nx) {
+  return (nx + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+}
+
+// Per-lane element data p[x0 + l] of a row of nx elements; 0 past the row end.
+template <typename T>
+inline Vec<T> load_lanes(const T* p, int64_t x0, int64_t nx) {
+  if (x0 + kLanes<T> <= nx) return load(p + x0);
+  alignas(64) T tmp[kLanes<T>];
+  for (int l = 0; l < kLanes<T>; ++l) tmp[l] = x0 + l < nx ? p[x0 + l] : T(0);
+  return load(tmp);
+}
+
+// Element vectors of the lanes starting at element x0: ue[j] for dof j = corner * D + component.
+template <typename T, int D>
+inline void element_vectors(RowBuffers<T, D>& buf, int64_t x0, Vec<T>* ue) {
+  using E = Element<T, D>;
+  for (int j = 0; j < E::NLOC; ++j) {
+    const int corner = j / D, c = j % D;
+    ue[j] = load(buf.in_row((corner >> 1) * D + c) + x0 + (corner & 1));
+  }
+}
+
+template <typename T, int D>
+inline void add_forces(RowBuffers<T, D>& buf, int64_t x0, const Vec<T>* f) {
+  using E = Element<T, D>;
+  for (int i = 0; i < E::NLOC; ++i) {
+    const int corner = i / D, c = i % D;
+    T* dst = buf.out_row((corner >> 1) * D + c) + x0 + (corner & 1);
+    store(dst, load(dst) + f[i]);
+  }
+}
+
+template <typename T, int D>
+struct IsotropicRow {
+  using E = Element<T, D>;
+  static constexpr int IB = 4;  // rows of K per pass: 2 IB independent accumulation chains
+  const T* coef;                // (2, n_el) of this sample
+  const T* kref;                // (2, n_loc, n_loc)
+  int64_t n_el;
+  void operator()(RowBuffers<T, D>& buf, int64_t row, int64_t nx) const {
+    const int64_t e0 = row * nx;
+    Vec<T> ue[E::NLOC], f[E::NLOC];
+    const T* kl = kref;
+    const T* km = kref + E::NLOC * E::NLOC;
+    for (int64_t x0 = 0; x0 < nx; x0 += kLanes<T>) {
+      const Vec<T> lam = load_lanes(coef + e0, x0, nx), mu = load_lanes(coef + n_el + e0, x0, nx);
+      element_vectors<T, D>(buf, x0, ue);
+      for (int i0 = 0; i0 < E::NLOC; i0 += IB) {
+        Vec<T> sl[IB] = {}, sm[IB] = {};
+        for (int j = 0; j < E::NLOC; ++j) {
+          for (int ii = 0; ii < IB; ++ii) {
+            sl[ii] += kl[(i0 + ii) * E::NLOC + j] * ue[j];
+            sm[ii] += km[(i0 + ii) * E::NLOC + j] * ue[j];
+          }
+        }
+        for (int ii = 0; ii < IB; ++ii) f[i0 + ii] = lam * sl[ii] + mu * sm[ii];
+      }
+      add_forces<T, D>(buf, x0, f);
+    }
+  }
+};
+
+template <typename T, int D>
+struct PackedRow {
+  using E = Element<T, D>;
+  const T* kp;  // (rows, vectors per row, n_pair, kLanes) of this sample
+  void operator()(RowBuffers<T, D>& buf, int64_t row, int64_t nx) const {
+    Vec<T> ue[E::NLOC], f[E::NLOC];
+    const T* k = kp + row * padded_row_length<T>(nx) * E::NPAIR;  // read in order, one stream
+    for (int64_t x0 = 0; x0 < nx; x0 += kLanes<T>) {
+      element_vectors<T, D>(buf, x0, ue);
+      for (int i = 0; i < E::NLOC; ++i) f[i] = Vec<T>{};
+      for (int i = 0; i < E::NLOC; ++i) {
+        Vec<T> even = load(k) * ue[i], odd = {};  // diagonal; two chains for row i
+        k += kLanes<T>;
+        for (int j = i + 1; j < E::NLOC; ++j, k += kLanes<T>) {
+          const Vec<T> kij = load(k);
+          if ((j - i) % 2) odd += kij * ue[j]; else even += kij * ue[j];
+          f[j] += kij * ue[i];
+        }
+        f[i] += even + odd;
+      }
+      add_forces<T, D>(buf, x0, f);
+    }
+  }
+};
+
+// Colour of element plane a: planes of one colour touch disjoint node planes (a periodic grid with an odd
+// plane count puts its last plane, which wraps onto plane 0, in a colour of its own).
+inline int plane_colour(const Grid& g, int64_t a) {
+  if (g.periodic && g.el[0] % 2 == 1 && a == g.el[0] - 1) return 2;
+  return int(a % 2);
+}
+
+// What is written to y after the product K u: K u itself, mask * K u (mask per node, (nodes)), the residual
+// r - K u (times the mask w if given), or the damped Jacobi step u + w (r - K u) (w per sample,
+// (B, 1, d, *nodes)).
+enum Epilogue : int { kProduct = 0, kMasked = 1, kResidual = 2, kJacobi = 3 };
+
+template <typename T>
+void epilogue(int mode, const T* u, T* y, const T* r, const T* w, int64_t fields, int64_t rhs, int64_t comps,
+              int64_t nodes, int threads) {
+  if (mode == kProduct) return;
+  const int64_t field_size = comps * nodes;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t fc = 0; fc < fields * comps; ++fc) {
+    const int64_t off = fc * nodes;
+    T* yf = y + off;
+    if (mode == kMasked) {
+      for (int64_t n = 0; n < nodes; ++n) yf[n] *= w[n];
+    } else if (mode == kResidual && w == nullptr) {
+      for (int64_t n = 0; n < nodes; ++n) yf[n] = r[off + n] - yf[n];
+    } else if (mode == kResidual) {
+      for (int64_t n = 0; n < nodes; ++n) yf[n] = w[n] * (r[off + n] - yf[n]);
+    } else {
+      const T* wf = w + (fc / comps / rhs) * field_size + (fc % comps) * nodes;
+      for (int64_t n = 0; n < nodes; ++n) yf[n] = u[off + n] + wf[n] * (r[off + n] - yf[n]);
+    }
+  }
+}
+
+template <typename T, int D, typename RowOp, typename MakeOp>
+void apply(const T* u, T* y, int64_t fields, int64_t rhs, const Grid& g, MakeOp make_op, int threads) {
+  const int64_t field_size = D * g.node_count();
+  std::memset(y, 0, sizeof(T) * fields * field_size);
+  for (int colour = 0; colour < 3; ++colour) {
+    std::vector<int64_t> planes;
+    for (int64_t a = 0; a < g.el[0]; ++a)
+      if (plane_colour(g, a) == colour) planes.push_back(a);
+    const int64_t np = int64_t(planes.size()), tasks = fields * np;
+    if (tasks == 0) continue;
+#pragma omp parallel num_threads(threads)
+    {
+      RowBuffers<T, D> buf(g.el[2]);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t field = t / np, a = planes[t % np];
+        const RowOp op = make_op(field / rhs);
+        const T* uf = u + field * field_size;
+        T* yf = y + field * field_size;
+        for (int64_t b = 0; b < g.el[1]; ++b) {
+          load_rows<T, D>(g, uf, a, b, buf);
+          op(buf, a * g.el[1] + b, g.el[2]);
+          store_rows<T, D>(g, yf, a, b, buf);
+        }
+      }
+    }
+  }
+}
+
+inline Grid make_grid(int dim, const int64_t* el, int periodic) {
+  Grid g;
+  g.periodic = periodic != 0;
+  if (dim == 3) {
+    for (int a = 0; a < 3; ++a) g.el[a] = el[a];
+  } else {
+    g.el[0] = el[0];
+    g.el[1] = 1;
+    g.el[2] = el[1];
+  }
+  for (int a = 0; a < 3; ++a) g.nodes[a] = (dim == 2 && a == 1) ? 1 : g.el[a] + (g.periodic ? 0 : 1);
+  return g;
+}
+
+// The arguments every product shares: fields u, y (batch * rhs, dim, *nodes), the epilogue and its inputs.
+template <typename T>
+struct Call {
+  const T* u;
+  T* y;
+  int64_t batch, rhs;
+  int dim;
+  const int64_t* el;
+  int periodic, mode;
+  const T* r;
+  const T* w;
+  int threads;
+};
+
+template <typename T, int D, typename RowOp, typename MakeOp>
+void run(const Call<T>& c, const Grid& g, MakeOp make_op) {
+  apply<T, D, RowOp>(c.u, c.y, c.batch * c.rhs, c.rhs, g, make_op, c.threads);
+  epilogue(c.mode, c.u, c.y, c.r, c.w, c.batch * c.rhs, c.rhs, int64_t(D), g.node_count(), c.threads);
+}
+
+template <typename T, int D>
+void isotropic(const Call<T>& c, const T* coef, const T* kref) {
+  const Grid g = make_grid(D, c.el, c.periodic);
+  const int64_t n_el = g.el_count();
+  auto make = [=](int64_t b) { return IsotropicRow<T, D>{coef + b * 2 * n_el, kref, n_el}; };
+  run<T, D, IsotropicRow<T, D>>(c, g, make);
+}
+
+template <typename T, int D>
+void packed(const Call<T>& c, const T* kp) {
+  const Grid g = make_grid(D, c.el, c.periodic);
+  const int64_t per_sample = g.el[0] * g.el[1] * padded_row_length<T>(g.el[2]) * Element<T, D>::NPAIR;
+  auto make = [=](int64_t b) { return PackedRow<T, D>{kp + b * per_sample}; };
+  run<T, D, PackedRow<T, D>>(c, g, make);
+}
+
+template <typename T>
+void isotropic_dispatch(const Call<T>& c, const T* coef, const T* kref) {
+  if (c.dim == 2) isotropic<T, 2>(c, coef, kref);
+  else isotropic<T, 3>(c, coef, kref);
+}
+
+template <typename T>
+void packed_dispatch(const Call<T>& c, const T* kp) {
+  if (c.dim == 2) packed<T, 2>(c, kp);
+  else packed<T, 3>(c, kp);
+}
+
+// (Bi/tri)linear transfer between a grid and the twice finer one (LinearTransfer in transfer.py). Along one
+// axis, fine node i takes coarse node i / 2 (i even) or the mean of its two neighbours (i odd); the periodic
+// grid wraps, and an axis of one node (the 2D row axis here) maps to itself.
+struct AxisWeights {
+  int n;
+  int64_t index[3];
+  double weight[3];
+};
+
+// Coarse nodes (and weights) that fine node i interpolates from.
+inline AxisWeights prolong_axis(int64_t i, int64_t n_coarse, bool periodic) {
+  if (n_coarse == 1 || i % 2 == 0) return {1, {i / 2, 0, 0}, {1.0, 0, 0}};
+  const int64_t right = periodic ? (i / 2 + 1) % n_coarse : i / 2 + 1;
+  return {2, {i / 2, right, 0}, {0.5, 0.5, 0}};
+}
+
+// Fine nodes (and weights) that coarse node c receives from under restriction (the transpose).
+inline AxisWeights restrict_axis(int64_t c, int64_t n_fine, bool periodic) {
+  if (n_fine == 1) return {1, {0, 0, 0}, {1.0, 0, 0}};
+  AxisWeights w{1, {2 * c, 0, 0}, {1.0, 0, 0}};
+  for (int64_t f : {2 * c - 1, 2 * c + 1}) {
+    if (periodic) f = (f + n_fine) % n_fine;
+    else if (f < 0 || f >= n_fine) continue;
+    w.index[w.n] = f;
+    w.weight[w.n++] = 0.5;
+  }
+  return w;
+}
+
+// Node counts (plane, row, x) of the grid twice as fine as one with `coarse` nodes.
+inline void finer_nodes(const int64_t* coarse, bool periodic, int64_t* fine) {
+  for (int a = 0; a < 3; ++a) fine[a] = coarse[a] == 1 ? 1 : (periodic ? 2 * coarse[a] : 2 * coarse[a] - 1);
+}
+
+template <typename T>
+void prolong(const T* xc, T* xf, int64_t fields, const int64_t* nc, bool periodic, int threads) {
+  int64_t nf[3];
+  finer_nodes(nc, periodic, nf);
+  const int64_t size_c = nc[0] * nc[1] * nc[2], size_f = nf[0] * nf[1] * nf[2];
+  const int64_t tasks = fields * nf[0] * nf[1];
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<T> t(nc[2]);
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t field = task / (nf[0] * nf[1]), a = task / nf[1] % nf[0], b = task % nf[1];
+      const AxisWeights wa = prolong_axis(a, nc[0], periodic), wb = prolong_axis(b, nc[1], periodic);
+      std::fill(t.begin(), t.end(), T(0));
+      for (int i = 0; i < wa.n; ++i)
+        for (int j = 0; j < wb.n; ++j) {
+          const T w = T(wa.weight[i] * wb.weight[j]);
+          const T* src = xc + field * size_c + (wa.index[i] * nc[1] + wb.index[j]) * nc[2];
+          for (int64_t x = 0; x < nc[2]; ++x) t[x] += w * src[x];
+        }
+      T* dst = xf + field * size_f + (a * nf[1] + b) * nf[2];
+      for (int64_t x = 0; x < nf[2]; ++x) {
+        const AxisWeights wx = prolong_axis(x, nc[2], periodic);
+        dst[x] = wx.n == 1 ? t[wx.index[0]] : T(0.5) * (t[wx.index[0]] + t[wx.index[1]]);
+      }
+    }
+  }
+}
+
+template <typename T>
+void restrict_(const T* xf, T* xc, int64_t fields, const int64_t* nc, bool periodic, int threads) {
+  int64_t nf[3];
+  finer_nodes(nc, periodic, nf);
+  const int64_t size_c = nc[0] * nc[1] * nc[2], size_f = nf[0] * nf[1] * nf[2];
+  const int64_t tasks = fields * nc[0] * nc[1], n = nc[2];
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<T> t(nf[2] + 1);
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t field = task / (nc[0] * nc[1]), a = task / nc[1] % nc[0], b = task % nc[1];
+      const AxisWeights wa = restrict_axis(a, nf[0], periodic), wb = restrict_axis(b, nf[1], periodic);
+      std::fill(t.begin(), t.end(), T(0));  // the fine rows summed with their weights
+      for (int i = 0; i < wa.n; ++i)
+        for (int j = 0; j < wb.n; ++j) {
+          const T w = T(wa.weight[i] * wb.weight[j]);
+          const T* src = xf + field * size_f + (wa.index[i] * nf[1] + wb.index[j]) * nf[2];
+          for (int64_t x = 0; x < nf[2]; ++x) t[x] += w * src[x];
+        }
+      T* dst = xc + field * size_c + (a * nc[1] + b) * n;
+      if (n == 1) {
+        dst[0] = t[0];
+        continue;
+      }
+      if (periodic) t[nf[2]] = t[0];  // fine node 2n wraps to 0: coarse node n - 1 reads it
+      for (int64_t x = 1; x < n; ++x) dst[x] = t[2 * x] + T(0.5) * (t[2 * x - 1] + t[2 * x + 1]);
+      dst[0] = t[0] + T(0.5) * t[1] + (periodic ? T(0.5) * t[nf[2] - 1] : T(0));
+      if (!periodic) dst[n - 1] = t[2 * n - 2] + T(0.5) * t[2 * n - 3];
+    }
+  }
+}
+
+// Coarse node counts (plane, row, x) of a field of `dim` spatial axes.
+inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
+  out[0] = nodes[0];
+  out[1] = dim == 3 ? nodes[1] : 1;
+  out[2] = nodes[dim - 1];
+}
+
+}  // namespace
+
+extern "C" {
+
+// y = epilogue(K u) (see Epilogue) with isotropic element matrices; u, y, r (batch * rhs, dim, *nodes);
+// coef (batch, 2, n_el); kref (2, n_loc, n_loc).
+void matdiff_isotropic_f32(const float* u, float* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,
+                           int periodic, int mode, const float* r, const float* w, int threads,
+                           const float* coef, const float* kref) {
+  isotropic_dispatch(Call<float>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);
+}
+void matdiff_isotropic_f64(const double* u, double* y, int64_t batch, int64_t rhs, int dim,
+                           const int64_t* el, int periodic, int mode, const double* r, const double* w,
+                           int threads, const double* coef, const double* kref) {
+  isotropic_dispatch(Call<double>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);
+}
+
+// The same with packed per-element matrices kp (batch, rows, vectors per row, n_loc (n_loc + 1) / 2, lanes).
+void matdiff_packed_f32(const float* u, float* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,
+                        int periodic, int mode, const float* r, const float* w, int threads,
+                        const float* kp) {
+  packed_dispatch(Call<float>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);
+}
+void matdiff_packed_f64(const double* u, double* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,
+                        int periodic, int mode, const double* r, const double* w, int threads,
+                        const double* kp) {
+  packed_dispatch(Call<double>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);
+}
+
+// Linear prolongation xc -> xf and its transpose xf -> xc for fields (fields, *nodes) of `dim` spatial
+// axes; nodes_c: coarse node counts per axis.
+void matdiff_prolong_f32(const float* xc, float* xf, int64_t fields, int dim, const int64_t* nodes_c,
+                         int periodic, int threads) {
+  int64_t nc[3];
+  node_counts(dim, nodes_c, nc);
+  prolong(xc, xf, fields, nc, periodic != 0, threads);
+}
+void matdiff_prolong_f64(const double* xc, double* xf, int64_t fields, int dim, const int64_t* nodes_c,
+                         int periodic, int threads) {
+  int64_t nc[3];
+  node_counts(dim, nodes_c, nc);
+  prolong(xc, xf, fields, nc, periodic != 0, threads);
+}
+void matdiff_restrict_f32(const float* xf, float* xc, int64_t fields, int dim, const int64_t* nodes_c,
+                          int periodic, int threads) {
+  int64_t nc[3];
+  node_counts(dim, nodes_c, nc);
+  restrict_(xf, xc, fields, nc, periodic != 0, threads);
+}
+void matdiff_restrict_f64(const double* xf, double* xc, int64_t fields, int dim, const int64_t* nodes_c,
+                          int periodic, int threads) {
+  int64_t nc[3];
+  node_counts(dim, nodes_c, nc);
+  restrict_(xf, xc, fields, nc, periodic != 0, threads);
+}
+
+}  // extern "C"

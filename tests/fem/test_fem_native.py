@@ -1,0 +1,133 @@
+"""The fused CPU kernels (matdiff.fem.native) against the PyTorch path they replace: products with every
+epilogue, grid transfers, and whole solves. Run with 3 threads, so that the plane colouring that keeps
+threads from writing the same nodes is exercised (odd periodic plane counts included)."""
+
+import pytest
+import torch
+from test_fem_solvers import particles
+
+from matdiff.fem import bulk_modulus, homogenized_stiffness, native
+from matdiff.fem.elements import reference_matrices
+from matdiff.fem.grid import node_shape
+from matdiff.fem.operators import ElementOperator, IsotropicOperator
+from matdiff.fem.transfer import LinearTransfer
+
+SHAPES = [(2, (6, 5)), (2, (7, 16)), (2, (33, 18)), (3, (3, 5, 4)), (3, (5, 4, 17)), (3, (8, 8, 8))]
+
+
+@pytest.fixture
+def threads():
+    """Three torch threads (the kernels use torch's count) for one test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def torch_path(monkeypatch):
+    """A function that runs its argument with the kernels switched off (the PyTorch path, as on CUDA)."""
+
+    def run(fn):
+        with monkeypatch.context() as m:
+            m.setattr(native, "usable", lambda *tensors: False)
+            return fn()
+
+    return run
+
+
+def test_kernels_build_here():
+    """The test machine has a compiler, so the fast path is what the other tests exercise."""
+    assert native.library() is not None
+
+
+def random_operators(dim, el, periodic, dtype, batch=3, seed=0):
+    """Isotropic operator of random positive Lame fields, the element operator of its matrices."""
+    g = torch.Generator().manual_seed(seed)
+    lam = torch.rand(batch, *el, generator=g, dtype=dtype) * 10 + 0.1
+    mu = torch.rand(batch, *el, generator=g, dtype=dtype) * 10 + 0.1
+    k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in el), dtype, "cpu")
+    iso = IsotropicOperator(lam, mu, k_lam, k_mu, periodic)
+    return iso, ElementOperator(iso.element_matrices(), el, periodic)
+
+
+def relative(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("dim,el", SHAPES)
+def test_products_match_pytorch(dim, el, periodic, dtype, threads, torch_path):
+    """K u, masked K u, residual and Jacobi step of both operators equal the PyTorch path."""
+    iso, elem = random_operators(dim, el, periodic, dtype)
+    g = torch.Generator().manual_seed(1)
+    nodes = node_shape(el, periodic)
+    u, r = (torch.randn(3, 2, dim, *nodes, generator=g, dtype=dtype) for _ in range(2))
+    w = torch.rand(3, 1, dim, *nodes, generator=g, dtype=dtype)
+    mask = (torch.rand(1, 1, 1, *nodes, generator=g) > 0.2).to(dtype)
+    tol = 1e-14 if dtype == torch.float64 else 1e-6
+    for op in (iso, elem):
+        calls = {
+            "product": lambda op=op: op.apply(u),
+            "masked": lambda op=op: op.apply(u, mask),
+            "residual": lambda op=op: op.residual(r, u),
+            "masked residual": lambda op=op: op.residual(r, u, mask),
+            "jacobi": lambda op=op: op.jacobi(r, u, w),
+        }
+        for name, call in calls.items():
+            err = relative(call(), torch_path(call))
+            assert err < tol, f"{type(op).__name__} {name}: {err:.2e}"
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("dim,el", [(2, (64, 64)), (2, (63, 64)), (3, (16, 16, 16)), (3, (15, 8, 16))])
+def test_one_field_split_across_threads(dim, el, periodic, threads, torch_path):
+    """One field, whose planes the threads split among them (odd plane counts, periodic wrap included)."""
+    iso, _ = random_operators(dim, el, periodic, torch.float64, batch=1)
+    u = torch.randn(1, 1, dim, *node_shape(el, periodic), dtype=torch.float64)
+    err = relative(iso.apply(u), torch_path(lambda: iso.apply(u)))
+    assert err < 1e-14, f"{err:.2e}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("dim,nodes_c", [(2, (5, 4)), (2, (9, 17)), (3, (3, 4, 5)), (3, (5, 5, 9))])
+def test_transfers_match_pytorch(dim, nodes_c, periodic, dtype, threads, torch_path):
+    """Linear prolongation and restriction equal the strided-slice PyTorch versions."""
+    transfer = LinearTransfer(periodic)
+    g = torch.Generator().manual_seed(2)
+    xc = torch.randn(2, 3, dim, *nodes_c, generator=g, dtype=dtype)
+    xf = torch.randn(2, 3, dim, *native.fine_nodes(nodes_c, periodic), generator=g, dtype=dtype)
+    tol = 1e-14 if dtype == torch.float64 else 1e-6
+    for name, call in (
+        ("prolong", lambda: transfer.prolong(xc)),
+        ("restrict", lambda: transfer.restrict(xf)),
+    ):
+        fast, ref = call(), torch_path(call)
+        assert fast.shape == ref.shape, name
+        assert relative(fast, ref) < tol, f"{name}: {relative(fast, ref):.2e}"
+
+
+def test_kernels_leave_autograd_to_pytorch():
+    """A product whose inputs require grad takes the PyTorch path, so it stays differentiable."""
+    iso, _ = random_operators(2, (4, 4), False, torch.float64, batch=1)
+    u = torch.randn(1, 1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert not native.usable(u)
+    iso.apply(u).sum().backward()
+    assert u.grad is not None
+
+
+@pytest.mark.parametrize("dim,n", [(2, 32), (3, 8)])
+def test_solves_match_pytorch(dim, n, threads, torch_path):
+    """Bulk modulus, its gradient and C_hom from multigrid PCG agree with and without the kernels."""
+    E, nu = particles((3,) + (n,) * dim, 3, 100.0)
+
+    def solve():
+        e = E.clone().requires_grad_()
+        k = bulk_modulus(e, nu, solver="mg", rtol=1e-12)
+        k.sum().backward()
+        return k.detach(), e.grad, homogenized_stiffness(E, nu, solver="mg", rtol=1e-12)
+
+    for name, fast, ref in zip(("K", "dK/dE", "C_hom"), solve(), torch_path(solve), strict=True):
+        assert relative(fast, ref) < 1e-9, f"{name}: {relative(fast, ref):.2e}"
