@@ -46,7 +46,9 @@ class AffineEnergy(torch.autograd.Function):
 
     W2 = u^T K u (twice the strain energy, GPa x volume), L = sum_e c_e int_e div u for element
     weights c (B, *el).
-    dW2/dtheta = u^T dK/dtheta u (no adjoint); L needs one adjoint solve K_ff z = g_f with the same solver.
+    dW2/dtheta = u^T dK/dtheta u (no adjoint); L needs the adjoint K_ff z = g_f, whose right-hand side does
+    not depend on u: when a gradient will be asked for and c is not zero, it is solved in the forward PCG
+    call as a second right-hand side (one V-cycle hierarchy, one loop, the kernels' data read once for both).
     """
 
     @staticmethod
@@ -56,38 +58,44 @@ class AffineEnergy(torch.autograd.Function):
         system, dvec = build_system(
             lam, mu, False, cfg.solver, cfg.rtol, cfg.maxiter, cfg.warm is not None, cfg.hierarchy("affine")
         )
-        b = lam.shape[0]
-        shape = (b, 1, len(system.op.el_shape), *system.mask.shape[3:])
-        x0 = cfg.initial("affine", torch.empty(shape, dtype=lam.dtype, device=lam.device))
-        v, um, info = affine_solve(system, 1.0, x0)
+        b, el = lam.shape[0], system.op.el_shape
+        like = torch.empty((b, 1, len(el), *system.mask.shape[3:]), dtype=lam.dtype, device=lam.device)
+        x0 = cfg.initial("affine", like)
+        adjoint = None
+        if any(ctx.needs_input_grad[:3]) and bool(c.any()):
+            g = c.detach().reshape(b, 1, 1, -1) * dvec.view(1, 1, -1, 1)
+            adjoint = system.mask * scatter(g, el, False)
+            z0 = cfg.initial("adjoint", like)
+            if x0 is not None or z0 is not None:
+                x0 = torch.cat([torch.zeros_like(like) if x is None else x for x in (x0, z0)], dim=1)
+        vz, um, info = affine_solve(system, 1.0, x0, adjoint)
         check_converged(info, "bulk modulus (affine BC) solve")
+        v, z = vz[:, :1], vz[:, 1:] if adjoint is not None else None
         cfg.record("affine", v, info, system, x0 is not None)
+        if z is not None:
+            cfg.record("adjoint", z, info)
         ue = um[None, :, :, None] + gather(v, False)  # (B, 1, n_loc, n_el), translation-free element vectors
         w2 = _sum64(ue * system.op.element_forces(ue), (1, 2, 3))
         div = torch.matmul(dvec, ue[:, 0])  # (B, n_el), int_e div u
         ell = _sum64(c.reshape(b, -1) * div, (1,))
-        ctx.save_for_backward(v, um, c)
-        ctx.system, ctx.dvec, ctx.cfg = system, dvec, cfg
+        ctx.save_for_backward(v, um, c, z)
+        ctx.op, ctx.dvec = system.op, dvec
         return w2, ell
 
     @staticmethod
     def backward(ctx, g_w2, g_ell):
-        v, um, c = ctx.saved_tensors
-        system, dvec = ctx.system, ctx.dvec
-        b, el = v.shape[0], system.op.el_shape
+        v, um, c, z = ctx.saved_tensors
+        op, dvec = ctx.op, ctx.dvec
+        b, el = v.shape[0], op.el_shape
         ue = um[None, :, :, None] + gather(v, False)
         w = torch.zeros_like(ue) if g_w2 is None else g_w2.view(b, 1, 1, 1) * ue
         grad_c = None
         if g_ell is not None:
-            ge = c.reshape(b, 1, 1, -1) * dvec.view(1, 1, -1, 1)
-            rhs = system.mask * scatter(ge, el, False)
-            z, info = system.solve(rhs, ctx.cfg.initial("adjoint", rhs))
-            check_converged(info, "bulk modulus adjoint solve")
-            ctx.cfg.record("adjoint", z, info)
-            w = w - g_ell.view(b, 1, 1, 1) * gather(z, False)
+            if z is not None:  # z = 0 where c = 0 (no adjoint was solved)
+                w = w - g_ell.view(b, 1, 1, 1) * gather(z, False)
             grad_c = (g_ell.view(b, 1) * torch.matmul(dvec, ue[:, 0])).reshape(c.shape)
-        grad_lam = _sum64(w * torch.matmul(system.op.k_lam, ue), (1, 2)).reshape(b, *el)
-        grad_mu = _sum64(w * torch.matmul(system.op.k_mu, ue), (1, 2)).reshape(b, *el)
+        grad_lam = _sum64(w * torch.matmul(op.k_lam, ue), (1, 2)).reshape(b, *el)
+        grad_mu = _sum64(w * torch.matmul(op.k_mu, ue), (1, 2)).reshape(b, *el)
         return grad_lam, grad_mu, grad_c, None
 
 

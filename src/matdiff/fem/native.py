@@ -69,6 +69,7 @@ def _signatures(lib: ctypes.CDLL) -> None:
         getattr(lib, f"matdiff_packed_{dtype}").argtypes = [*product, ptr]
         for kind in ("prolong", "restrict"):
             getattr(lib, f"matdiff_{kind}_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32, i32]
+        getattr(lib, f"matdiff_pack_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32]
 
 
 @functools.cache
@@ -198,9 +199,12 @@ def pack_upper(ke: torch.Tensor, el_shape: tuple[int, ...]) -> torch.Tensor:
     """Upper triangles (i <= j, row by row) of symmetric element matrices ke (B, n_el, n_loc, n_loc), laid
     out for the kernels: (B, rows, vectors per row, n_loc (n_loc + 1) / 2, lanes), a vector being 64 bytes
     of elements along x, rows zero-padded to whole vectors."""
+    ke = ke.contiguous()
     b, n_loc = ke.shape[0], ke.shape[-1]
-    i, j = torch.triu_indices(n_loc, n_loc, device=ke.device)
-    nx, lanes = el_shape[-1], 64 // ke.element_size()
-    kp = ke[:, :, i, j].reshape(b, -1, nx, len(i))
-    kp = torch.nn.functional.pad(kp, (0, 0, 0, -nx % lanes))  # (B, rows, padded x, n_pair)
-    return kp.reshape(b, kp.shape[1], -1, lanes, len(i)).transpose(3, 4).contiguous()
+    lanes = 64 // ke.element_size()
+    vectors = -(-el_shape[-1] // lanes)
+    kp = ke.new_empty(b, ke.shape[1] // el_shape[-1], vectors, n_loc * (n_loc + 1) // 2, lanes)
+    el = (ctypes.c_int64 * len(el_shape))(*el_shape)
+    fn = getattr(library(), f"matdiff_pack_{_suffix(ke.dtype)}")
+    fn(ke.data_ptr(), kp.data_ptr(), b, len(el_shape), el, torch.get_num_threads())
+    return kp

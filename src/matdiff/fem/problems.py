@@ -130,18 +130,24 @@ def check_converged(info: SolveInfo, what: str) -> None:
         )
 
 
-def affine_solve(system: LinearSystem, eps0: float = 1.0, x0: torch.Tensor | None = None):
+def affine_solve(
+    system: LinearSystem, eps0: float = 1.0, x0: torch.Tensor | None = None, extra: torch.Tensor | None = None
+):
     """Fluctuation v (B, 1, d, *nodes) (zero on the boundary) and the element vector um (1, n_loc) of
     u = eps0 X relative to each element's first corner: the total field is u = eps0 X + v.
 
-    Element vectors are formed as um + v_e (never from the total field), so float32 keeps its accuracy:
-    k_e annihilates translations, and subtracting them first avoids cancellation of O(1/h).
+    extra: further masked right-hand sides (B, E, d, *nodes) solved in the same PCG call (an adjoint);
+    their solutions follow v along dim 1. Element vectors are formed as um + v_e (never from the total
+    field), so float32 keeps its accuracy: k_e annihilates translations, and subtracting them first avoids
+    cancellation of O(1/h).
     """
     op = system.op
     d = len(op.el_shape)
     strain = eps0 * torch.eye(d, dtype=op.coef.dtype, device=op.coef.device)[None]
     um = element_affine(op.el_shape, strain)
     rhs = -system.mask * scatter(op.element_forces(um[None, :, :, None]), op.el_shape, False)
+    if extra is not None:
+        rhs = torch.cat([rhs.expand(extra.shape[0], -1, *rhs.shape[2:]), extra.to(rhs.dtype)], dim=1)
     v, info = system.solve(rhs, x0)
     return v, um, info
 

@@ -202,6 +202,106 @@ struct IsotropicRow {
   }
 };
 
+// Isotropic trilinear hexahedra by sum factorization: the displacement gradient at the 2x2x2 Gauss points
+// through one-dimensional differences and interpolations, the stress there, and the transposed steps back to
+// the corner forces: ~600 operations per element instead of the 1152 multiply-adds of the two dense 24 x 24
+// products, with the same quadrature (so the same operator up to rounding). h: element sizes (z, y, x).
+template <typename T>
+struct SumFactorRow {
+  using E = Element<T, 3>;
+  const T* coef;  // (2, n_el) of this sample
+  int64_t n_el;
+  T h[3];
+
+  // Pair (a at gauss point 0, b at gauss point 1) -> node values (sum of N_0 a, N_1 b), N_0 = 1 - g, N_1 = g.
+  static inline void to_nodes(Vec<T> a, Vec<T> b, T g0, T g1, Vec<T>& n0, Vec<T>& n1) {
+    n1 = g0 * a + g1 * b;
+    n0 = (a + b) - n1;
+  }
+
+  // Values s[gA][gB] at Gauss points of two axes -> node values t[oA][oB] (transposed interpolation).
+  static inline void to_nodes_2d(const Vec<T> (&s)[2][2], T g0, T g1, Vec<T> (&t)[2][2]) {
+    Vec<T> m[2][2];  // m[gA][oB]
+    for (int ga = 0; ga < 2; ++ga) to_nodes(s[ga][0], s[ga][1], g0, g1, m[ga][0], m[ga][1]);
+    for (int ob = 0; ob < 2; ++ob) to_nodes(m[0][ob], m[1][ob], g0, g1, t[0][ob], t[1][ob]);
+  }
+
+  void operator()(RowBuffers<T, 3>& buf, int64_t row, int64_t nx) const {
+    const T g[2] = {T(0.5 - 0.5 / 1.7320508075688772), T(0.5 + 0.5 / 1.7320508075688772)};
+    const T ih[3] = {T(1) / h[0], T(1) / h[1], T(1) / h[2]};
+    const T w = h[0] * h[1] * h[2] / T(8);
+    const int64_t e0 = row * nx;
+    Vec<T> ue[E::NLOC], f[E::NLOC];
+    for (int64_t x0 = 0; x0 < nx; x0 += kLanes<T>) {
+      const Vec<T> lam = w * load_lanes(coef + e0, x0, nx), mu = w * load_lanes(coef + n_el + e0, x0, nx);
+      element_vectors<T, 3>(buf, x0, ue);
+      // d u_c / d(z, y, x) at the Gauss points: gz[c][gy][gx], gy[c][gz][gx], gx[c][gz][gy] (each derivative
+      // is constant along its own axis).
+      Vec<T> gz[3][2][2], gy[3][2][2], gx[3][2][2];
+      for (int c = 0; c < 3; ++c) {
+        auto v = [&](int oz, int oy, int ox) { return ue[(oz * 4 + oy * 2 + ox) * 3 + c]; };
+        Vec<T> dx[2][2], ix[2][2][2];  // x difference / x interpolation at (oz, oy)
+        for (int oz = 0; oz < 2; ++oz)
+          for (int oy = 0; oy < 2; ++oy) {
+            const Vec<T> d = v(oz, oy, 1) - v(oz, oy, 0);
+            dx[oz][oy] = d * ih[2];
+            for (int q = 0; q < 2; ++q) ix[oz][oy][q] = v(oz, oy, 0) + g[q] * d;
+          }
+        Vec<T> dy[2][2], ixy[2][2][2], dxy[2][2];  // dy[oz][gx], ixy[oz][gy][gx], dxy[oz][gy]
+        for (int oz = 0; oz < 2; ++oz) {
+          for (int q = 0; q < 2; ++q) {
+            const Vec<T> d = ix[oz][1][q] - ix[oz][0][q];
+            dy[oz][q] = d * ih[1];
+            for (int p = 0; p < 2; ++p) ixy[oz][p][q] = ix[oz][0][q] + g[p] * d;
+          }
+          const Vec<T> d = dx[oz][1] - dx[oz][0];
+          for (int p = 0; p < 2; ++p) dxy[oz][p] = dx[oz][0] + g[p] * d;
+        }
+        for (int p = 0; p < 2; ++p)
+          for (int q = 0; q < 2; ++q) {
+            gz[c][p][q] = (ixy[1][p][q] - ixy[0][p][q]) * ih[0];
+            gy[c][p][q] = dy[0][q] + g[p] * (dy[1][q] - dy[0][q]);
+            gx[c][p][q] = dxy[0][q] + g[p] * (dxy[1][q] - dxy[0][q]);
+          }
+      }
+      // stress sigma_ca at each point, summed along axis a: sz[c][gy][gx], sy[c][gz][gx], sx[c][gz][gy]
+      Vec<T> sz[3][2][2] = {}, sy[3][2][2] = {}, sx[3][2][2] = {};
+      for (int qz = 0; qz < 2; ++qz)
+        for (int qy = 0; qy < 2; ++qy)
+          for (int qx = 0; qx < 2; ++qx) {
+            auto grad = [&](int c, int a) { return a == 0 ? gz[c][qy][qx] : a == 1 ? gy[c][qz][qx] : gx[c][qz][qy]; };
+            auto add = [&](int c, int a, Vec<T> s) {
+              if (a == 0) sz[c][qy][qx] += s;
+              else if (a == 1) sy[c][qz][qx] += s;
+              else sx[c][qz][qy] += s;
+            };
+            const Vec<T> lt = lam * (grad(0, 0) + grad(1, 1) + grad(2, 2));
+            for (int c = 0; c < 3; ++c) {
+              add(c, c, lt + (mu + mu) * grad(c, c));
+              for (int a = c + 1; a < 3; ++a) {
+                const Vec<T> s = mu * (grad(c, a) + grad(a, c));
+                add(c, a, s);
+                add(a, c, s);
+              }
+            }
+          }
+      for (int c = 0; c < 3; ++c) {
+        auto fc = [&](int oz, int oy, int ox) -> Vec<T>& { return f[(oz * 4 + oy * 2 + ox) * 3 + c]; };
+        Vec<T> tz[2][2], ty[2][2], tx[2][2];  // tz[oy][ox], ty[oz][ox], tx[oz][oy]
+        to_nodes_2d(sz[c], g[0], g[1], tz);
+        to_nodes_2d(sy[c], g[0], g[1], ty);
+        to_nodes_2d(sx[c], g[0], g[1], tx);
+        for (int oz = 0; oz < 2; ++oz)
+          for (int oy = 0; oy < 2; ++oy)
+            for (int ox = 0; ox < 2; ++ox)
+              fc(oz, oy, ox) = (oz ? ih[0] : -ih[0]) * tz[oy][ox] + (oy ? ih[1] : -ih[1]) * ty[oz][ox] +
+                               (ox ? ih[2] : -ih[2]) * tx[oz][oy];
+      }
+      add_forces<T, 3>(buf, x0, f);
+    }
+  }
+};
+
 template <typename T, int D>
 struct PackedRow {
   using E = Element<T, D>;
@@ -328,6 +428,12 @@ template <typename T, int D>
 void isotropic(const Call<T>& c, const T* coef, const T* kref) {
   const Grid g = make_grid(D, c.el, c.periodic);
   const int64_t n_el = g.el_count();
+  if constexpr (D == 3) {  // sum factorization: unit cell, h = 1 / n per axis (the reference matrices' element sizes)
+    const T h[3] = {T(1) / T(g.el[0]), T(1) / T(g.el[1]), T(1) / T(g.el[2])};
+    auto make = [=](int64_t b) { return SumFactorRow<T>{coef + b * 2 * n_el, n_el, {h[0], h[1], h[2]}}; };
+    run<T, 3, SumFactorRow<T>>(c, g, make);
+    return;
+  }
   auto make = [=](int64_t b) { return IsotropicRow<T, D>{coef + b * 2 * n_el, kref, n_el}; };
   run<T, D, IsotropicRow<T, D>>(c, g, make);
 }
@@ -350,6 +456,29 @@ template <typename T>
 void packed_dispatch(const Call<T>& c, const T* kp) {
   if (c.dim == 2) packed<T, 2>(c, kp);
   else packed<T, 3>(c, kp);
+}
+
+// Dense symmetric element matrices ke (B, n_el, n_loc, n_loc) into the packed layout of PackedRow.
+template <typename T, int D>
+void pack(const T* ke, T* kp, int64_t batch, const int64_t* el, int threads) {
+  using E = Element<T, D>;
+  const Grid g = make_grid(D, el, 0);
+  const int64_t nx = g.el[2], rows = g.el[0] * g.el[1], vectors = padded_row_length<T>(nx) / kLanes<T>;
+  const int64_t matrix = int64_t(E::NLOC) * E::NLOC;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t br = 0; br < batch * rows; ++br) {
+    const T* src = ke + br * nx * matrix;
+    T* dst = kp + br * vectors * E::NPAIR * kLanes<T>;
+    for (int64_t v = 0; v < vectors; ++v) {
+      int p = 0;
+      for (int i = 0; i < E::NLOC; ++i)
+        for (int j = i; j < E::NLOC; ++j, ++p)
+          for (int l = 0; l < kLanes<T>; ++l) {
+            const int64_t x = v * kLanes<T> + l;
+            dst[(v * E::NPAIR + p) * kLanes<T> + l] = x < nx ? src[x * matrix + i * E::NLOC + j] : T(0);
+          }
+    }
+  }
 }
 
 // (Bi/tri)linear transfer between a grid and the twice finer one (LinearTransfer in transfer.py). Along one
@@ -509,6 +638,16 @@ void matdiff_restrict_f64(const double* xf, double* xc, int64_t fields, int dim,
   int64_t nc[3];
   node_counts(dim, nodes_c, nc);
   restrict_(xf, xc, fields, nc, periodic != 0, threads);
+}
+
+// Packs dense element matrices ke (batch, n_el, n_loc, n_loc) into kp for matdiff_packed_*.
+void matdiff_pack_f32(const float* ke, float* kp, int64_t batch, int dim, const int64_t* el, int threads) {
+  if (dim == 2) pack<float, 2>(ke, kp, batch, el, threads);
+  else pack<float, 3>(ke, kp, batch, el, threads);
+}
+void matdiff_pack_f64(const double* ke, double* kp, int64_t batch, int dim, const int64_t* el, int threads) {
+  if (dim == 2) pack<double, 2>(ke, kp, batch, el, threads);
+  else pack<double, 3>(ke, kp, batch, el, threads);
 }
 
 }  // extern "C"
