@@ -8,13 +8,15 @@ from .elements import check_inputs, lame
 from .functions import AffineEnergy, PeriodicStiffness, SolveConfig
 from .problems import WarmStart
 
-# elements per CPU solve (32 2D 64^2 / 4 3D 32^3 samples): fewer, larger solves amortize the per-op cost; on
-# the 2-core CPU 2^17 ran 1.2-1.5x faster per sample than 2^15 (2D and 3D, cold and warm), 2^18 (2D) no faster
-CPU_CHUNK_ELEMENTS = 2**17
+# elements per CPU solve (16 2D 64^2 / 2 3D 32^3 samples). Larger solves amortize the per-op cost, smaller ones
+# keep the fields in the caches the fused kernels run from. Cold bulk modulus, forward + gradient, per sample
+# on the 2-core CPU (2026-12-02, 64 2D / 8 3D samples): 2D 8 / 16 / 32 / 64 samples per solve 11.7-12.2 /
+# 9.2-10.2 / 10.2 / 11.4-11.5 ms; 3D 1 / 2 / 4 / 8 samples 127-128 / 115-122 / 129-133 / 134-136 ms.
+CPU_CHUNK_ELEMENTS = 2**16
 
 
 def batch_chunks(E: torch.Tensor, batch_size: int | None) -> list[slice]:
-    """Batch slices solved together: all on CUDA; on CPU as few chunks of at most ~CPU_CHUNK_ELEMENTS
+    """Batch slices solved together: all on CUDA; on CPU as few chunks of at most CPU_CHUNK_ELEMENTS
     elements as possible, of near-equal size (200 2D 64^2 samples: 6 of 29 and one of 26, not 6 of 32 and
     one of 8, whose per-op cost few samples share)."""
     b = E.shape[0]
@@ -58,7 +60,7 @@ def bulk_modulus(
     bi/trilinear prolongation), "mg-operator" (multigrid PCG, operator-dependent prolongation), "jacobi"
     (Jacobi-PCG), "direct" (scipy SuperLU, factorization reused by the adjoint).
     rtol: relative residual tolerance (default 1e-6 float32, 1e-10 float64). warm_start: a WarmStart kept by
-    the caller between calls. batch_size: samples per solve (default: all on CUDA, ~131k elements
+    the caller between calls. batch_size: samples per solve (default: all on CUDA, 65,536 elements
     per chunk on CPU, ``CPU_CHUNK_ELEMENTS``). Raises ConvergenceError if PCG misses rtol.
     """
     dim = check_inputs(E, nu, plane)

@@ -1,8 +1,8 @@
 // Fused element-by-element stiffness product y = K u on structured voxel grids (CPU, float32 / float64).
 //
-// One pass per element row: the node rows it touches are copied into small buffers (with the periodic
-// wrap), the element products run vectorized across the row's elements, and the element forces are summed
-// into output row buffers that are added to y. Nothing of size n_el x n_loc is ever formed, which is what
+// One pass per element row: the element products run vectorized across the row's elements, reading the node
+// rows the row touches and summing the element forces into them (in place, or through small buffers where
+// the periodic wrap or a partial last vector needs them, see RowBuffers). Nothing of size n_el x n_loc is ever formed, which is what
 // the eager PyTorch path (gather, two GEMMs, scatter) spends most of its memory traffic on.
 //
 // Fields are contiguous (B*R, d, *nodes) with nodes (y, x) in 2D and (z, y, x) in 3D, n + 1 per axis
@@ -50,15 +50,24 @@ inline int64_t row_offset(const Grid& g, int64_t a, int64_t b) {
   return ((a % g.nodes[0]) * g.nodes[1] + (b % g.nodes[1])) * g.nodes[2];
 }
 
+// The node rows an element row reads and writes. Where every vector load and store of the row stays inside
+// its own node rows (closed grid, n_x a multiple of the vector length) they are the field's rows themselves;
+// else copies with the periodic wrap and zero padding, added back by end_row.
 template <typename T, int D>
 struct RowBuffers {
   using E = Element<T, D>;
-  int64_t width;  // padded row length: >= n_x + 1 + kLanes
+  bool direct;
+  int64_t width;  // padded row length of the copies: >= n_x + 1 + kLanes
   std::vector<T> in, out;
-  explicit RowBuffers(int64_t nx) : width((nx + 1 + 2 * kLanes<T>) / kLanes<T> * kLanes<T>),
-                                    in(E::NROW * width), out(E::NROW * width) {}
-  T* in_row(int r) { return in.data() + r * width; }
-  T* out_row(int r) { return out.data() + r * width; }
+  const T* in_ptr[E::NROW];
+  T* out_ptr[E::NROW];
+  explicit RowBuffers(const Grid& g)
+      : direct(!g.periodic && g.el[2] % kLanes<T> == 0),
+        width((g.el[2] + 1 + 2 * kLanes<T>) / kLanes<T> * kLanes<T>),
+        in(direct ? 0 : E::NROW * width),
+        out(direct ? 0 : E::NROW * width) {}
+  const T* in_row(int r) const { return in_ptr[r]; }
+  T* out_row(int r) const { return out_ptr[r]; }
 };
 
 // Node row r = q * D + c of an element row at (a, b): q indexes the (plane, row) corner offsets.
@@ -74,7 +83,7 @@ inline void corner_row(int q, int64_t a, int64_t b, int64_t& ra, int64_t& rb) {
 }
 
 template <typename T, int D>
-void load_rows(const Grid& g, const T* u, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
+void begin_row(const Grid& g, const T* u, T* y, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
   using E = Element<T, D>;
   const int64_t nx = g.el[2], nn = g.node_count();
   for (int q = 0; q < E::NC / 2; ++q) {
@@ -82,19 +91,28 @@ void load_rows(const Grid& g, const T* u, int64_t a, int64_t b, RowBuffers<T, D>
     corner_row<D>(q, a, b, ra, rb);
     const int64_t off = row_offset(g, ra, rb);
     for (int c = 0; c < D; ++c) {
-      T* dst = buf.in_row(q * D + c);
+      const int r = q * D + c;
       const T* src = u + c * nn + off;
+      if (buf.direct) {
+        buf.in_ptr[r] = src;
+        buf.out_ptr[r] = y + c * nn + off;
+        continue;
+      }
+      T* dst = buf.in.data() + r * buf.width;
       std::memcpy(dst, src, sizeof(T) * (g.periodic ? nx : nx + 1));
       if (g.periodic) dst[nx] = src[0];
       std::memset(dst + nx + 1, 0, sizeof(T) * (buf.width - nx - 1));
+      buf.in_ptr[r] = dst;
+      buf.out_ptr[r] = buf.out.data() + r * buf.width;
     }
   }
-  std::memset(buf.out.data(), 0, sizeof(T) * buf.out.size());
+  if (!buf.direct) std::memset(buf.out.data(), 0, sizeof(T) * buf.out.size());
 }
 
 template <typename T, int D>
-void store_rows(const Grid& g, T* y, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
+void end_row(const Grid& g, T* y, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
   using E = Element<T, D>;
+  if (buf.direct) return;
   const int64_t nx = g.el[2], nn = g.node_count();
   for (int q = 0; q < E::NC / 2; ++q) {
     int64_t ra, rb;
@@ -175,7 +193,7 @@ inline void add_forces(RowBuffers<T, D>& buf, int64_t x0, const Vec<T>* f) {
 template <typename T, int D>
 struct IsotropicRow {
   using E = Element<T, D>;
-  static constexpr int IB = 4;  // rows of K per pass: 2 IB independent accumulation chains
+  static constexpr int IB = D == 2 ? 8 : 4;  // rows of K per pass: 2 IB independent accumulation chains
   const T* coef;                // (2, n_el) of this sample
   const T* kref;                // (2, n_loc, n_loc)
   int64_t n_el;
@@ -373,7 +391,7 @@ void apply(const T* u, T* y, int64_t fields, int64_t rhs, const Grid& g, MakeOp 
     if (tasks == 0) continue;
 #pragma omp parallel num_threads(threads)
     {
-      RowBuffers<T, D> buf(g.el[2]);
+      RowBuffers<T, D> buf(g);
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < tasks; ++t) {
         const int64_t field = t / np, a = planes[t % np];
@@ -381,9 +399,9 @@ void apply(const T* u, T* y, int64_t fields, int64_t rhs, const Grid& g, MakeOp 
         const T* uf = u + field * field_size;
         T* yf = y + field * field_size;
         for (int64_t b = 0; b < g.el[1]; ++b) {
-          load_rows<T, D>(g, uf, a, b, buf);
+          begin_row<T, D>(g, uf, yf, a, b, buf);
           op(buf, a * g.el[1] + b, g.el[2]);
-          store_rows<T, D>(g, yf, a, b, buf);
+          end_row<T, D>(g, yf, a, b, buf);
         }
       }
     }
