@@ -17,8 +17,8 @@ CPU_CHUNK_ELEMENTS = 2**16
 
 def batch_chunks(E: torch.Tensor, batch_size: int | None) -> list[slice]:
     """Batch slices solved together: all on CUDA; on CPU as few chunks of at most CPU_CHUNK_ELEMENTS
-    elements as possible, of near-equal size (200 2D 64^2 samples: 6 of 29 and one of 26, not 6 of 32 and
-    one of 8, whose per-op cost few samples share)."""
+    elements as possible, of near-equal size (40 2D 64^2 samples: 14, 14 and 12, not 16, 16 and 8, whose
+    per-op cost few samples share)."""
     b = E.shape[0]
     if batch_size is None:
         per = E[0].numel()
