@@ -70,6 +70,8 @@ def _signatures(lib: ctypes.CDLL) -> None:
         for kind in ("prolong", "restrict"):
             getattr(lib, f"matdiff_{kind}_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32, i32]
         getattr(lib, f"matdiff_pack_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32]
+        getattr(lib, f"matdiff_dot_{dtype}").argtypes = [ptr, ptr, ptr, i64, i64, i32]
+        getattr(lib, f"matdiff_cg_update_{dtype}").argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i32]
 
 
 @functools.cache
@@ -193,6 +195,35 @@ def linear_restrict(xf: torch.Tensor, periodic: bool) -> torch.Tensor:
     """Transpose of ``linear_prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
     nodes_c = tuple(m // 2 if periodic else (m + 1) // 2 for m in xf.shape[3:])
     return _transfer("restrict", xf, nodes_c, nodes_c, periodic)
+
+
+def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Per-field dot products of fields (B, R, ...) in float64, (B, R)."""
+    u, v = u.contiguous(), v.contiguous()
+    out = torch.empty(u.shape[:2], dtype=torch.float64)
+    fn = getattr(library(), f"matdiff_dot_{_suffix(u.dtype)}")
+    fn(
+        u.data_ptr(),
+        v.data_ptr(),
+        out.data_ptr(),
+        u.shape[0] * u.shape[1],
+        u[0, 0].numel(),
+        torch.get_num_threads(),
+    )
+    return out
+
+
+def cg_update(x: torch.Tensor, r: torch.Tensor, p: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor):
+    """In place x += alpha p, r -= alpha q for contiguous fields (B, R, ...) and alpha (B, R) (float64);
+    returns ||r||^2 (B, R) in float64."""
+    alpha = alpha.to(torch.float64).contiguous()
+    rr = torch.empty(x.shape[:2], dtype=torch.float64)
+    fn = getattr(library(), f"matdiff_cg_update_{_suffix(x.dtype)}")
+    p, q = p.contiguous(), q.contiguous()
+    fields, size = x.shape[0] * x.shape[1], x[0, 0].numel()
+    fn(x.data_ptr(), r.data_ptr(), p.data_ptr(), q.data_ptr(), alpha.data_ptr(), rr.data_ptr(), fields, size,
+       torch.get_num_threads())  # fmt: skip
+    return rr
 
 
 def pack_upper(ke: torch.Tensor, el_shape: tuple[int, ...]) -> torch.Tensor:

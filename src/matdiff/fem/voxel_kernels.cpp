@@ -476,6 +476,42 @@ void packed_dispatch(const Call<T>& c, const T* kp) {
   else packed<T, 3>(c, kp);
 }
 
+// Vector steps of batched PCG on fields (fields, size): dot products with float64 accumulation, and the
+// update x += alpha p, r -= alpha q with the new ||r||^2 in the same pass.
+template <typename T>
+void dots(const T* u, const T* v, double* out, int64_t fields, int64_t size, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t f = 0; f < fields; ++f) {
+    const T* a = u + f * size;
+    const T* b = v + f * size;
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < size; ++i) sum += double(a[i]) * double(b[i]);
+    out[f] = sum;
+  }
+}
+
+template <typename T>
+void cg_update(T* x, T* r, const T* p, const T* q, const double* alpha, double* rr, int64_t fields,
+               int64_t size, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t f = 0; f < fields; ++f) {
+    const T a = T(alpha[f]);
+    T* xf = x + f * size;
+    T* rf = r + f * size;
+    const T* pf = p + f * size;
+    const T* qf = q + f * size;
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < size; ++i) {
+      xf[i] += a * pf[i];
+      rf[i] -= a * qf[i];
+      sum += double(rf[i]) * double(rf[i]);
+    }
+    rr[f] = sum;
+  }
+}
+
 // Dense symmetric element matrices ke (B, n_el, n_loc, n_loc) into the packed layout of PackedRow.
 template <typename T, int D>
 void pack(const T* ke, T* kp, int64_t batch, const int64_t* el, int threads) {
@@ -666,6 +702,23 @@ void matdiff_pack_f32(const float* ke, float* kp, int64_t batch, int dim, const 
 void matdiff_pack_f64(const double* ke, double* kp, int64_t batch, int dim, const int64_t* el, int threads) {
   if (dim == 2) pack<double, 2>(ke, kp, batch, el, threads);
   else pack<double, 3>(ke, kp, batch, el, threads);
+}
+
+// PCG vector steps (see dots, cg_update).
+void matdiff_dot_f32(const float* u, const float* v, double* out, int64_t fields, int64_t size, int threads) {
+  dots(u, v, out, fields, size, threads);
+}
+void matdiff_dot_f64(const double* u, const double* v, double* out, int64_t fields, int64_t size,
+                     int threads) {
+  dots(u, v, out, fields, size, threads);
+}
+void matdiff_cg_update_f32(float* x, float* r, const float* p, const float* q, const double* alpha, double* rr,
+                           int64_t fields, int64_t size, int threads) {
+  cg_update(x, r, p, q, alpha, rr, fields, size, threads);
+}
+void matdiff_cg_update_f64(double* x, double* r, const double* p, const double* q, const double* alpha,
+                           double* rr, int64_t fields, int64_t size, int threads) {
+  cg_update(x, r, p, q, alpha, rr, fields, size, threads);
 }
 
 }  // extern "C"
