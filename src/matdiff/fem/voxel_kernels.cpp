@@ -358,52 +358,91 @@ inline int plane_colour(const Grid& g, int64_t a) {
 enum Epilogue : int { kProduct = 0, kMasked = 1, kResidual = 2, kJacobi = 3 };
 
 template <typename T>
-void epilogue(int mode, const T* u, T* y, const T* r, const T* w, int64_t fields, int64_t rhs, int64_t comps,
-              int64_t nodes, int threads) {
-  if (mode == kProduct) return;
-  const int64_t field_size = comps * nodes;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t fc = 0; fc < fields * comps; ++fc) {
-    const int64_t off = fc * nodes;
-    T* yf = y + off;
-    if (mode == kMasked) {
-      for (int64_t n = 0; n < nodes; ++n) yf[n] *= w[n];
-    } else if (mode == kResidual && w == nullptr) {
-      for (int64_t n = 0; n < nodes; ++n) yf[n] = r[off + n] - yf[n];
-    } else if (mode == kResidual) {
-      for (int64_t n = 0; n < nodes; ++n) yf[n] = w[n] * (r[off + n] - yf[n]);
-    } else {
-      const T* wf = w + (fc / comps / rhs) * field_size + (fc % comps) * nodes;
-      for (int64_t n = 0; n < nodes; ++n) yf[n] = u[off + n] + wf[n] * (r[off + n] - yf[n]);
+struct Finish {
+  int mode;
+  const T* u;
+  const T* r;
+  const T* w;
+  int64_t rhs;
+  // The epilogue on nodes [begin, begin + count) of every component of field `field`.
+  void operator()(T* y, int64_t field, int comps, int64_t nodes, int64_t begin, int64_t count) const {
+    if (mode == kProduct) return;
+    const int64_t field_size = comps * nodes;
+    for (int c = 0; c < comps; ++c) {
+      const int64_t off = field * field_size + c * nodes + begin;
+      T* yf = y + off;
+      const T* rf = r + off;
+      if (mode == kMasked) {
+        const T* m = w + begin;
+        for (int64_t n = 0; n < count; ++n) yf[n] *= m[n];
+      } else if (mode == kResidual && w == nullptr) {
+        for (int64_t n = 0; n < count; ++n) yf[n] = rf[n] - yf[n];
+      } else if (mode == kResidual) {
+        const T* m = w + begin;
+        for (int64_t n = 0; n < count; ++n) yf[n] = m[n] * (rf[n] - yf[n]);
+      } else {
+        const T* uf = u + off;
+        const T* wf = w + (field / rhs) * field_size + c * nodes + begin;
+        for (int64_t n = 0; n < count; ++n) yf[n] = uf[n] + wf[n] * (rf[n] - yf[n]);
+      }
     }
   }
+};
+
+// The element planes that touch node plane p: p - 1 and p (wrapped on periodic grids), those that exist.
+inline int touching_planes(const Grid& g, int64_t p, int64_t* out) {
+  int n = 0;
+  const int64_t before = g.periodic ? (p + g.el[0] - 1) % g.el[0] : p - 1;
+  if (before >= 0) out[n++] = before;
+  if (p < g.el[0] && (n == 0 || out[0] != p)) out[n++] = p;
+  return n;
 }
 
+// Element plane (of those touching node plane p) whose colour runs first (first = true) or last: the task
+// that zeroes node plane p before adding to it, and the one that applies the epilogue once it is complete.
+inline int64_t plane_in_charge(const Grid& g, int64_t p, bool first) {
+  int64_t planes[2] = {0, 0};
+  const int n = touching_planes(g, p, planes);
+  int64_t best = planes[0];
+  for (int i = 1; i < n; ++i) {
+    const bool earlier = plane_colour(g, planes[i]) < plane_colour(g, best);
+    if (earlier == first) best = planes[i];
+  }
+  return best;
+}
+
+// y = epilogue(K u): colour by colour, each task (field, element plane a) zeroes the node planes a and a + 1
+// it is first to touch, adds its element forces, and finishes the node planes it is last to touch, while
+// they are still in cache. No other task of the same colour touches those node planes.
 template <typename T, int D, typename RowOp, typename MakeOp>
-void apply(const T* u, T* y, int64_t fields, int64_t rhs, const Grid& g, MakeOp make_op, int threads) {
-  const int64_t field_size = D * g.node_count();
-  std::memset(y, 0, sizeof(T) * fields * field_size);
-  for (int colour = 0; colour < 3; ++colour) {
-    std::vector<int64_t> planes;
-    for (int64_t a = 0; a < g.el[0]; ++a)
-      if (plane_colour(g, a) == colour) planes.push_back(a);
-    const int64_t np = int64_t(planes.size()), tasks = fields * np;
-    if (tasks == 0) continue;
+void apply(const T* u, T* y, int64_t fields, int64_t rhs, const Grid& g, MakeOp make_op, const Finish<T>& fin,
+           int threads) {
+  const int64_t nn = g.node_count(), field_size = D * nn, plane_size = g.nodes[1] * g.nodes[2];
+  std::vector<int64_t> planes[3];  // element planes by colour
+  for (int64_t a = 0; a < g.el[0]; ++a) planes[plane_colour(g, a)].push_back(a);
 #pragma omp parallel num_threads(threads)
-    {
-      RowBuffers<T, D> buf(g);
+  {
+    RowBuffers<T, D> buf(g);
+    for (const std::vector<int64_t>& colour : planes) {
+      const int64_t np = int64_t(colour.size()), tasks = fields * np;
 #pragma omp for schedule(static)
       for (int64_t t = 0; t < tasks; ++t) {
-        const int64_t field = t / np, a = planes[t % np];
+        const int64_t field = t / np, a = colour[t % np];
+        const int64_t node_planes[2] = {a, (a + 1) % g.nodes[0]};
         const RowOp op = make_op(field / rhs);
         const T* uf = u + field * field_size;
         T* yf = y + field * field_size;
+        for (int64_t p : node_planes)
+          if (plane_in_charge(g, p, true) == a)
+            for (int c = 0; c < D; ++c) std::memset(yf + c * nn + p * plane_size, 0, sizeof(T) * plane_size);
         for (int64_t b = 0; b < g.el[1]; ++b) {
           begin_row<T, D>(g, uf, yf, a, b, buf);
           op(buf, a * g.el[1] + b, g.el[2]);
           end_row<T, D>(g, yf, a, b, buf);
         }
-      }
+        for (int64_t p : node_planes)
+          if (plane_in_charge(g, p, false) == a) fin(y, field, D, nn, p * plane_size, plane_size);
+      }  // implicit barrier: a colour is complete before the next starts
     }
   }
 }
@@ -438,8 +477,8 @@ struct Call {
 
 template <typename T, int D, typename RowOp, typename MakeOp>
 void run(const Call<T>& c, const Grid& g, MakeOp make_op) {
-  apply<T, D, RowOp>(c.u, c.y, c.batch * c.rhs, c.rhs, g, make_op, c.threads);
-  epilogue(c.mode, c.u, c.y, c.r, c.w, c.batch * c.rhs, c.rhs, int64_t(D), g.node_count(), c.threads);
+  const Finish<T> fin{c.mode, c.u, c.r, c.w, c.rhs};
+  apply<T, D, RowOp>(c.u, c.y, c.batch * c.rhs, c.rhs, g, make_op, fin, c.threads);
 }
 
 template <typename T, int D>
@@ -590,10 +629,16 @@ void prolong(const T* xc, T* xf, int64_t fields, const int64_t* nc, bool periodi
           for (int64_t x = 0; x < nc[2]; ++x) t[x] += w * src[x];
         }
       T* dst = xf + field * size_f + (a * nf[1] + b) * nf[2];
-      for (int64_t x = 0; x < nf[2]; ++x) {
-        const AxisWeights wx = prolong_axis(x, nc[2], periodic);
-        dst[x] = wx.n == 1 ? t[wx.index[0]] : T(0.5) * (t[wx.index[0]] + t[wx.index[1]]);
+      if (nc[2] == 1) {
+        dst[0] = t[0];
+        continue;
       }
+      for (int64_t x = 0; x + 1 < nc[2]; ++x) {
+        dst[2 * x] = t[x];
+        dst[2 * x + 1] = T(0.5) * (t[x] + t[x + 1]);
+      }
+      dst[2 * (nc[2] - 1)] = t[nc[2] - 1];
+      if (periodic) dst[2 * nc[2] - 1] = T(0.5) * (t[nc[2] - 1] + t[0]);
     }
   }
 }
