@@ -10,7 +10,7 @@ from matdiff.fem.grid import free_mask, node_shape
 from matdiff.fem.operators import IsotropicOperator
 from matdiff.fem.problems import affine_solve, build_system, periodic_solve
 from matdiff.fem.solvers import sparse_stiffness
-from matdiff.fem.transfer import coarse_level
+from matdiff.fem.transfer import LinearTransfer, coarse_level, linear_galerkin_matrices
 
 
 def fine_operator(dim, n, periodic, contrast=100.0, seed=0):
@@ -33,8 +33,16 @@ def hierarchy_level(dim, n, periodic, kind, contrast=100.0):
     """Fine operator, the grid transfer, the coarse element matrices and the coarse grid shape."""
     op = fine_operator(dim, n, periodic, contrast)
     el_c = tuple(m // 2 for m in op.el_shape)
+    if kind == "geometric":
+        return op, LinearTransfer(periodic), linear_galerkin_matrices(op, 1)[0], el_c
     transfer, ke_coarse = coarse_level(op, el_c, periodic, kind)
     return op, transfer, ke_coarse, el_c
+
+
+def free_dofs(el_shape, periodic):
+    """Boolean mask of the free dofs of a grid, in the order of ``sparse_stiffness``."""
+    free = free_mask(el_shape, periodic, torch.float64, "cpu")
+    return free.expand(1, 1, len(el_shape), *free.shape[3:]).reshape(-1).numpy() > 0
 
 
 @pytest.mark.parametrize("kind", ["operator", "geometric"])
@@ -46,12 +54,28 @@ def test_element_galerkin_equals_assembled_ptkp(dim, n, periodic, kind):
     P = dense_prolongation(transfer, el_c, periodic).numpy()
     K = sparse_stiffness(op.element_matrices()[0].numpy(), op.el_shape, periodic).toarray()
     Kc = sparse_stiffness(kc_coarse[0].numpy(), el_c, periodic).toarray()
-    free = free_mask(el_c, periodic, torch.float64, "cpu")
-    free = free.expand(1, 1, dim, *free.shape[3:]).reshape(-1).numpy() > 0
+    free = free_dofs(el_c, periodic)
     ptkp = (P.T @ K @ P)[np.ix_(free, free)]
     err = np.abs(ptkp - Kc[np.ix_(free, free)]).max() / np.abs(Kc).max()
     print(f"element Galerkin vs P^T K P, {dim}D periodic={periodic} {kind}: {err:.2e}")
     assert err < 1e-12, f"element Galerkin vs P^T K P: {err:.2e}"
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("dim,n", [(2, 16), (3, 8)])
+def test_linear_galerkin_two_levels_down_equals_nested_products(dim, n, periodic):
+    """The level-2 matrices taken straight from the fine coefficients assemble to P2^T P1^T K P1 P2."""
+    op = fine_operator(dim, n, periodic)
+    el1 = tuple(m // 2 for m in op.el_shape)
+    el2 = tuple(m // 2 for m in el1)
+    transfer = LinearTransfer(periodic)
+    P1, P2 = dense_prolongation(transfer, el1, periodic).numpy(), dense_prolongation(transfer, el2, periodic)
+    K = sparse_stiffness(op.element_matrices()[0].numpy(), op.el_shape, periodic).toarray()
+    nested = P2.numpy().T @ P1.T @ K @ P1 @ P2.numpy()
+    K2 = sparse_stiffness(linear_galerkin_matrices(op, 2)[1][0].numpy(), el2, periodic).toarray()
+    free = free_dofs(el2, periodic)
+    err = np.abs(nested[np.ix_(free, free)] - K2[np.ix_(free, free)]).max() / np.abs(K2).max()
+    assert err < 1e-12, f"two-level linear Galerkin: {err:.2e}"
 
 
 @pytest.mark.parametrize("kind", ["operator", "geometric"])

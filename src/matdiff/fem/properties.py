@@ -8,10 +8,11 @@ from .elements import check_inputs, lame
 from .functions import AffineEnergy, PeriodicStiffness, SolveConfig
 from .problems import WarmStart
 
-# elements per CPU solve (16 2D 64^2 / 2 3D 32^3 samples). Larger solves amortize the per-op cost, smaller ones
-# keep the fields in the caches the fused kernels run from. Cold bulk modulus, forward + gradient, per sample
-# on the 2-core CPU (2026-12-02, 64 2D / 8 3D samples): 2D 8 / 16 / 32 / 64 samples per solve 11.7-12.2 /
-# 9.2-10.2 / 10.2 / 11.4-11.5 ms; 3D 1 / 2 / 4 / 8 samples 127-128 / 115-122 / 129-133 / 134-136 ms.
+# elements per CPU solve (16 2D 64^2 / 2 3D 32^3 samples). Larger solves amortize the per-op cost, smaller
+# ones keep the fields in the caches the fused kernels run from. Cold bulk modulus, forward + gradient, per
+# sample on the 2-core CPU (2026-12-02, 64 2D / 8 3D samples): 2D 8 / 16 / 32 / 64 samples per solve
+# 11.7-12.2 / 9.2-10.2 / 10.2 / 11.4-11.5 ms; 3D 1 / 2 / 4 / 8 samples 127-128 / 115-122 / 129-133 /
+# 134-136 ms.
 CPU_CHUNK_ELEMENTS = 2**16
 
 

@@ -15,7 +15,7 @@ import torch
 from . import native
 from .grid import element_dofs, free_mask, node_shape, take_samples
 from .operators import ElementOperator, IsotropicOperator
-from .transfer import coarse_level
+from .transfer import PROLONGATIONS, LinearTransfer, coarse_level, linear_galerkin_matrices
 
 SOLVERS = ("auto", "mg", "mg-operator", "jacobi", "direct")
 
@@ -248,11 +248,17 @@ class Multigrid:
         prolongation: str = "geometric",
     ):
         self.sweeps, self.periodic, self.prolongation, self.omega = sweeps, fine.periodic, prolongation, omega
-        el_shape, op = fine.el_shape, fine
+        if prolongation not in PROLONGATIONS:
+            raise ValueError(f"prolongation must be one of {PROLONGATIONS}, got {prolongation!r}")
+        el_shape, op, n = fine.el_shape, fine, coarsenings(fine.el_shape)
+        linear = linear_galerkin_matrices(fine, n) if prolongation == "geometric" else None
         self.levels, self.transfers = [make_level(fine, mask)], []
-        for _ in range(coarsenings(el_shape)):
+        for lev in range(n):
             el_shape = tuple(m // 2 for m in el_shape)
-            transfer, ke = coarse_level(op, el_shape, self.periodic, prolongation)
+            if linear is not None:
+                transfer, ke = LinearTransfer(self.periodic), linear[lev]
+            else:
+                transfer, ke = coarse_level(op, el_shape, self.periodic, prolongation)
             op = ElementOperator(ke, el_shape, self.periodic)
             self.transfers.append(transfer)
             mask = free_mask(el_shape, self.periodic, mask.dtype, mask.device)
