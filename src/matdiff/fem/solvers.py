@@ -48,14 +48,14 @@ def coarsenings(el_shape: tuple[int, ...]) -> int:
 
 
 # 2D elements per CPU solve (batch x grid) up to which "auto" picks the direct solver when no warm start is
-# given, by boundary condition. Measured on the 2-core CPU (2 threads), forward + gradient per sample, direct
-# (SuperLU, float64) vs mg (float32, cold), contrast-100 particles:
-#   affine (bulk_modulus): 64^2 x 1: 51-53 vs 101 ms; 64^2 x 2: 50 vs 53; 64^2 x 4: 51 vs 31; 32^2 x 8: 9.4 vs
-#   12.3; 32^2 x 50: 7.8 vs 6.4-7.0 (mg warm 3.8-4.0); 128^2 x 1: 470 vs 210.
-#   periodic (homogenized_stiffness): 32^2 x 1: 18 vs 32; 32^2 x 2: 18 vs 20; 32^2 x 4: 18 vs 12; 16^2 x 8:
-#   3.6 vs 4.8; 16^2 x 32: 3.2 vs 2.6; 64^2 x 1: 103 vs 45.
-DIRECT_ELEMENTS_AFFINE = 2 * 64**2
-DIRECT_ELEMENTS_PERIODIC = 2 * 32**2
+# given, by boundary condition. Measured on the 2-core CPU (2 threads, 2026-12-02, fused kernels), forward +
+# gradient per sample, median of 5, direct (SuperLU, float64) vs mg (float32, cold), contrast-100 particles:
+#   affine (bulk_modulus): 16^2 x 1: 4.0 vs 10.1 ms; 16^2 x 8: 2.4 vs 2.4; 32^2 x 1: 12.6 vs 19.7; 32^2 x 2:
+#   12.2 vs 11.1; 32^2 x 8: 10.6 vs 4.7; 64^2 x 1: 83 vs 26; 64^2 x 4: 80 vs 12.7.
+#   periodic (homogenized_stiffness): 16^2 x 1: 5.4 vs 8.2; 16^2 x 8: 4.4 vs 2.2; 32^2 x 1: 23 vs 14;
+#   64^2 x 1: 151 vs 20.
+DIRECT_ELEMENTS_AFFINE = 32**2
+DIRECT_ELEMENTS_PERIODIC = 16**2
 
 
 def choose_solver(
