@@ -131,3 +131,19 @@ def test_solves_match_pytorch(dim, n, threads, torch_path):
 
     for name, fast, ref in zip(("K", "dK/dE", "C_hom"), solve(), torch_path(solve), strict=True):
         assert relative(fast, ref) < 1e-9, f"{name}: {relative(fast, ref):.2e}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_pcg_vector_steps_match_pytorch(dtype, threads):
+    """Float64-accumulated dot products and the fused x, r update with ||r||^2."""
+    g = torch.Generator().manual_seed(4)
+    x, r, p, q = (torch.randn(3, 2, 2, 9, 9, generator=g, dtype=dtype) for _ in range(4))
+    alpha = torch.rand(3, 2, generator=g, dtype=torch.float64)
+    dims = (2, 3, 4)
+    assert relative(native.dot(p, q), torch.sum(p * q, dim=dims, dtype=torch.float64)) < 1e-12
+    a = alpha.to(dtype).view(3, 2, 1, 1, 1)
+    x_ref, r_ref = x + a * p, r - a * q
+    rr = native.cg_update(x, r, p, q, alpha)
+    tol = 1e-14 if dtype == torch.float64 else 1e-6
+    assert relative(x, x_ref) < tol and relative(r, r_ref) < tol
+    assert relative(rr, torch.sum(r_ref.double() ** 2, dim=dims)) < tol

@@ -127,6 +127,9 @@ def _product(
     y = torch.empty_like(u)
     r = None if r is None else r.to(u.dtype).expand_as(u).contiguous()
     w = None if w is None else w.to(u.dtype).contiguous()
+    expected = (u.shape[0], 1, *u.shape[2:]) if mode == JACOBI else (1, 1, 1, *u.shape[3:])
+    if w is not None and tuple(w.shape) != expected:
+        raise ValueError(f"epilogue {mode}: weight of shape {tuple(w.shape)}, expected {expected}")
     el = (ctypes.c_int64 * len(el_shape))(*el_shape)
     fn = getattr(library(), f"matdiff_{kind}_{_suffix(u.dtype)}")
     fn(
@@ -201,26 +204,22 @@ def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Per-field dot products of fields (B, R, ...) in float64, (B, R)."""
     u, v = u.contiguous(), v.contiguous()
     out = torch.empty(u.shape[:2], dtype=torch.float64)
+    fields, size = u.shape[0] * u.shape[1], u[0, 0].numel()
     fn = getattr(library(), f"matdiff_dot_{_suffix(u.dtype)}")
-    fn(
-        u.data_ptr(),
-        v.data_ptr(),
-        out.data_ptr(),
-        u.shape[0] * u.shape[1],
-        u[0, 0].numel(),
-        torch.get_num_threads(),
-    )
+    fn(u.data_ptr(), v.data_ptr(), out.data_ptr(), fields, size, torch.get_num_threads())
     return out
 
 
 def cg_update(x: torch.Tensor, r: torch.Tensor, p: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor):
     """In place x += alpha p, r -= alpha q for contiguous fields (B, R, ...) and alpha (B, R) (float64);
     returns ||r||^2 (B, R) in float64."""
+    if not (x.is_contiguous() and r.is_contiguous()):
+        raise ValueError("cg_update updates x and r in place: both must be contiguous")
     alpha = alpha.to(torch.float64).contiguous()
     rr = torch.empty(x.shape[:2], dtype=torch.float64)
-    fn = getattr(library(), f"matdiff_cg_update_{_suffix(x.dtype)}")
     p, q = p.contiguous(), q.contiguous()
     fields, size = x.shape[0] * x.shape[1], x[0, 0].numel()
+    fn = getattr(library(), f"matdiff_cg_update_{_suffix(x.dtype)}")
     fn(x.data_ptr(), r.data_ptr(), p.data_ptr(), q.data_ptr(), alpha.data_ptr(), rr.data_ptr(), fields, size,
        torch.get_num_threads())  # fmt: skip
     return rr

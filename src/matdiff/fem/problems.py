@@ -147,7 +147,7 @@ def affine_solve(
     um = element_affine(op.el_shape, strain)
     rhs = -system.mask * scatter(op.element_forces(um[None, :, :, None]), op.el_shape, False)
     if extra is not None:
-        rhs = torch.cat([rhs.expand(extra.shape[0], -1, *rhs.shape[2:]), extra.to(rhs.dtype)], dim=1)
+        rhs = torch.cat([rhs, extra.to(rhs.dtype)], dim=1)
     v, info = system.solve(rhs, x0)
     return v, um, info
 
