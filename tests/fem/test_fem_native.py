@@ -140,7 +140,7 @@ def test_pcg_vector_steps_match_pytorch(dtype, threads):
     x, r, p, q = (torch.randn(3, 2, 2, 9, 9, generator=g, dtype=dtype) for _ in range(4))
     alpha = torch.rand(3, 2, generator=g, dtype=torch.float64)
     dims = (2, 3, 4)
-    assert relative(native.dot(p, q), torch.sum(p * q, dim=dims, dtype=torch.float64)) < 1e-12
+    assert relative(native.dot(p, q), torch.sum(p.double() * q.double(), dim=dims)) < 1e-12
     a = alpha.to(dtype).view(3, 2, 1, 1, 1)
     x_ref, r_ref = x + a * p, r - a * q
     rr = native.cg_update(x, r, p, q, alpha)
