@@ -113,18 +113,29 @@ def _suffix(dtype: torch.dtype) -> str:
 PRODUCT, MASKED, RESIDUAL, JACOBI = range(4)
 
 
-def _product(
+def product(
     kind: str,
     u: torch.Tensor,
     el_shape: tuple[int, ...],
     periodic: bool,
     matrices: tuple[torch.Tensor, ...],
-    mode: int,
-    r: torch.Tensor | None,
-    w: torch.Tensor | None,
+    mode: int = PRODUCT,
+    r: torch.Tensor | None = None,
+    w: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Epilogue `mode` of K u for a nodal field u (B, R, d, *nodes), the kernels' one entry point.
+
+    kind "isotropic": matrices (coef (B, 2, n_el), kref (2, n_loc, n_loc)), k_e = coef[b, 0, e] K_lam +
+    coef[b, 1, e] K_mu with kref the stacked (K_lam, K_mu); kind "packed": matrices (kp,) from ``pack_upper``.
+    mode: PRODUCT (K u), MASKED (w K u, w a free-node mask (1, 1, 1, *nodes)), RESIDUAL (r - K u, times the
+    mask w if given), JACOBI (u + w (r - K u), w (B, 1, d, *nodes)); r like u."""
     u = u.contiguous()
     y = torch.empty_like(u)
+    matrices = tuple(m.to(u.dtype).contiguous() for m in matrices)
+    if matrices[0].shape[0] != u.shape[0]:
+        raise ValueError(
+            f"{kind} product: matrices for {matrices[0].shape[0]} samples, field of {u.shape[0]}"
+        )
     r = None if r is None else r.to(u.dtype).expand_as(u).contiguous()
     w = None if w is None else w.to(u.dtype).contiguous()
     expected = (u.shape[0], 1, *u.shape[2:]) if mode == JACOBI else (1, 1, 1, *u.shape[3:])
@@ -138,38 +149,6 @@ def _product(
         *(m.data_ptr() for m in matrices),
     )  # fmt: skip
     return y
-
-
-def isotropic_product(
-    u: torch.Tensor,
-    coef: torch.Tensor,
-    kref: torch.Tensor,
-    el_shape: tuple[int, ...],
-    periodic: bool,
-    mode: int = PRODUCT,
-    r: torch.Tensor | None = None,
-    w: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Epilogue `mode` of K u for a nodal field u (B, R, d, *nodes) with k_e = coef[b, 0, e] K_lam +
-    coef[b, 1, e] K_mu; coef (B, 2, n_el), kref (2, n_loc, n_loc) stacked (K_lam, K_mu).
-
-    mode: PRODUCT (K u), MASKED (w K u, w a free-node mask (*nodes)), RESIDUAL (r - K u, times the mask w if
-    given), JACOBI (u + w (r - K u), w (B, 1, d, *nodes)); r like u."""
-    coef = coef.to(u.dtype).expand(u.shape[0], -1, -1).contiguous()
-    return _product("isotropic", u, el_shape, periodic, (coef, kref.to(u.dtype).contiguous()), mode, r, w)
-
-
-def packed_product(
-    u: torch.Tensor,
-    kp: torch.Tensor,
-    el_shape: tuple[int, ...],
-    periodic: bool,
-    mode: int = PRODUCT,
-    r: torch.Tensor | None = None,
-    w: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """As ``isotropic_product`` with per-element matrices kp packed by ``pack_upper`` (of u's dtype)."""
-    return _product("packed", u, el_shape, periodic, (kp.contiguous(),), mode, r, w)
 
 
 def _transfer(kind: str, x: torch.Tensor, out_nodes: tuple[int, ...], nodes_c: tuple[int, ...], periodic):

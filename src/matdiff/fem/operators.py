@@ -39,8 +39,8 @@ class VoxelOperator:
     periodic: bool
 
     def _native(self, u: torch.Tensor, mode: int, r: torch.Tensor | None, w: torch.Tensor | None):
-        """The fused kernel's epilogue `mode` of K u (see ``native.isotropic_product``), or None where the
-        kernel does not serve."""
+        """The fused kernel's epilogue `mode` of K u (see ``native.product``), or None where the kernel does
+        not serve."""
         raise NotImplementedError
 
     def product(self, u: torch.Tensor) -> torch.Tensor:
@@ -93,7 +93,8 @@ class IsotropicOperator(VoxelOperator):
         if not native.usable(u, self.coef):
             return None
         coef = self.coef.reshape(self.coef.shape[0], 2, -1)
-        return native.isotropic_product(u, coef, self.k_stack, self.el_shape, self.periodic, mode, r, w)
+        matrices = (coef, self.k_stack)
+        return native.product("isotropic", u, self.el_shape, self.periodic, matrices, mode, r, w)
 
     def product(self, u: torch.Tensor) -> torch.Tensor:
         return scatter(self.element_forces(gather(u, self.periodic)), self.el_shape, self.periodic)
@@ -135,7 +136,7 @@ class ElementOperator(VoxelOperator):
     def _native(self, u, mode, r, w):
         if self.packed is None or not native.usable(u):
             return None
-        return native.packed_product(u, self.packed, self.el_shape, self.periodic, mode, r, w)
+        return native.product("packed", u, self.el_shape, self.periodic, (self.packed,), mode, r, w)
 
     def product(self, u: torch.Tensor) -> torch.Tensor:
         kt = self.kt if self.kt is not None else self.ke.permute(0, 3, 2, 1)  # kt[b, j, i, n] = k_n[i, j]

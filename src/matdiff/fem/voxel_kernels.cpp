@@ -685,85 +685,49 @@ inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
 
 }  // namespace
 
+// The C entry points, one set per dtype (suffix f32 / f64):
+//   matdiff_isotropic_S: y = epilogue(K u) (see Epilogue) with isotropic element matrices; u, y, r
+//     (batch * rhs, dim, *nodes); coef (batch, 2, n_el); kref (2, n_loc, n_loc).
+//   matdiff_packed_S: the same with packed per-element matrices kp (see PackedRow).
+//   matdiff_prolong_S / matdiff_restrict_S: linear prolongation xc -> xf and its transpose for fields
+//     (fields, *nodes) of `dim` spatial axes; nodes_c: coarse node counts per axis.
+//   matdiff_pack_S: dense element matrices ke (batch, n_el, n_loc, n_loc) into kp.
+//   matdiff_dot_S, matdiff_cg_update_S: PCG vector steps (see dots, cg_update).
+#define MATDIFF_EXPORTS(T, S)                                                                                 \
+  void matdiff_isotropic_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,        \
+                             int periodic, int mode, const T* r, const T* w, int threads, const T* coef,      \
+                             const T* kref) {                                                                 \
+    isotropic_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);       \
+  }                                                                                                           \
+  void matdiff_packed_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,           \
+                          int periodic, int mode, const T* r, const T* w, int threads, const T* kp) {         \
+    packed_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);                  \
+  }                                                                                                           \
+  void matdiff_prolong_##S(const T* xc, T* xf, int64_t fields, int dim, const int64_t* nodes_c, int periodic, \
+                           int threads) {                                                                     \
+    int64_t nc[3];                                                                                            \
+    node_counts(dim, nodes_c, nc);                                                                            \
+    prolong(xc, xf, fields, nc, periodic != 0, threads);                                                      \
+  }                                                                                                           \
+  void matdiff_restrict_##S(const T* xf, T* xc, int64_t fields, int dim, const int64_t* nodes_c,              \
+                            int periodic, int threads) {                                                      \
+    int64_t nc[3];                                                                                            \
+    node_counts(dim, nodes_c, nc);                                                                            \
+    restrict_(xf, xc, fields, nc, periodic != 0, threads);                                                    \
+  }                                                                                                           \
+  void matdiff_pack_##S(const T* ke, T* kp, int64_t batch, int dim, const int64_t* el, int threads) {         \
+    if (dim == 2) pack<T, 2>(ke, kp, batch, el, threads);                                                     \
+    else pack<T, 3>(ke, kp, batch, el, threads);                                                              \
+  }                                                                                                           \
+  void matdiff_dot_##S(const T* u, const T* v, double* out, int64_t fields, int64_t size, int threads) {      \
+    dots(u, v, out, fields, size, threads);                                                                   \
+  }                                                                                                           \
+  void matdiff_cg_update_##S(T* x, T* r, const T* p, const T* q, const double* alpha, double* rr,             \
+                             int64_t fields, int64_t size, int threads) {                                     \
+    cg_update(x, r, p, q, alpha, rr, fields, size, threads);                                                  \
+  }
+
 extern "C" {
-
-// y = epilogue(K u) (see Epilogue) with isotropic element matrices; u, y, r (batch * rhs, dim, *nodes);
-// coef (batch, 2, n_el); kref (2, n_loc, n_loc).
-void matdiff_isotropic_f32(const float* u, float* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,
-                           int periodic, int mode, const float* r, const float* w, int threads,
-                           const float* coef, const float* kref) {
-  isotropic_dispatch(Call<float>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);
-}
-void matdiff_isotropic_f64(const double* u, double* y, int64_t batch, int64_t rhs, int dim,
-                           const int64_t* el, int periodic, int mode, const double* r, const double* w,
-                           int threads, const double* coef, const double* kref) {
-  isotropic_dispatch(Call<double>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);
-}
-
-// The same with packed per-element matrices kp (batch, rows, vectors per row, n_loc (n_loc + 1) / 2, lanes).
-void matdiff_packed_f32(const float* u, float* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,
-                        int periodic, int mode, const float* r, const float* w, int threads,
-                        const float* kp) {
-  packed_dispatch(Call<float>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);
-}
-void matdiff_packed_f64(const double* u, double* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,
-                        int periodic, int mode, const double* r, const double* w, int threads,
-                        const double* kp) {
-  packed_dispatch(Call<double>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);
-}
-
-// Linear prolongation xc -> xf and its transpose xf -> xc for fields (fields, *nodes) of `dim` spatial
-// axes; nodes_c: coarse node counts per axis.
-void matdiff_prolong_f32(const float* xc, float* xf, int64_t fields, int dim, const int64_t* nodes_c,
-                         int periodic, int threads) {
-  int64_t nc[3];
-  node_counts(dim, nodes_c, nc);
-  prolong(xc, xf, fields, nc, periodic != 0, threads);
-}
-void matdiff_prolong_f64(const double* xc, double* xf, int64_t fields, int dim, const int64_t* nodes_c,
-                         int periodic, int threads) {
-  int64_t nc[3];
-  node_counts(dim, nodes_c, nc);
-  prolong(xc, xf, fields, nc, periodic != 0, threads);
-}
-void matdiff_restrict_f32(const float* xf, float* xc, int64_t fields, int dim, const int64_t* nodes_c,
-                          int periodic, int threads) {
-  int64_t nc[3];
-  node_counts(dim, nodes_c, nc);
-  restrict_(xf, xc, fields, nc, periodic != 0, threads);
-}
-void matdiff_restrict_f64(const double* xf, double* xc, int64_t fields, int dim, const int64_t* nodes_c,
-                          int periodic, int threads) {
-  int64_t nc[3];
-  node_counts(dim, nodes_c, nc);
-  restrict_(xf, xc, fields, nc, periodic != 0, threads);
-}
-
-// Packs dense element matrices ke (batch, n_el, n_loc, n_loc) into kp for matdiff_packed_*.
-void matdiff_pack_f32(const float* ke, float* kp, int64_t batch, int dim, const int64_t* el, int threads) {
-  if (dim == 2) pack<float, 2>(ke, kp, batch, el, threads);
-  else pack<float, 3>(ke, kp, batch, el, threads);
-}
-void matdiff_pack_f64(const double* ke, double* kp, int64_t batch, int dim, const int64_t* el, int threads) {
-  if (dim == 2) pack<double, 2>(ke, kp, batch, el, threads);
-  else pack<double, 3>(ke, kp, batch, el, threads);
-}
-
-// PCG vector steps (see dots, cg_update).
-void matdiff_dot_f32(const float* u, const float* v, double* out, int64_t fields, int64_t size, int threads) {
-  dots(u, v, out, fields, size, threads);
-}
-void matdiff_dot_f64(const double* u, const double* v, double* out, int64_t fields, int64_t size,
-                     int threads) {
-  dots(u, v, out, fields, size, threads);
-}
-void matdiff_cg_update_f32(float* x, float* r, const float* p, const float* q, const double* alpha, double* rr,
-                           int64_t fields, int64_t size, int threads) {
-  cg_update(x, r, p, q, alpha, rr, fields, size, threads);
-}
-void matdiff_cg_update_f64(double* x, double* r, const double* p, const double* q, const double* alpha,
-                           double* rr, int64_t fields, int64_t size, int threads) {
-  cg_update(x, r, p, q, alpha, rr, fields, size, threads);
-}
-
+MATDIFF_EXPORTS(float, f32)
+MATDIFF_EXPORTS(double, f64)
 }  // extern "C"
