@@ -70,16 +70,11 @@ struct RowBuffers {
   T* out_row(int r) const { return out_ptr[r]; }
 };
 
-// Node row r = q * D + c of an element row at (a, b): q indexes the (plane, row) corner offsets.
+// Offset (within one component) of the node row that corners q of the element row at (a, b) lie on: q indexes
+// the (plane, row) corner offsets, the row buffers hold node row q * D + c for component c.
 template <int D>
-inline void corner_row(int q, int64_t a, int64_t b, int64_t& ra, int64_t& rb) {
-  if (D == 3) {
-    ra = a + (q >> 1);
-    rb = b + (q & 1);
-  } else {
-    ra = a + q;
-    rb = 0;
-  }
+inline int64_t corner_row_offset(const Grid& g, int q, int64_t a, int64_t b) {
+  return D == 3 ? row_offset(g, a + (q >> 1), b + (q & 1)) : row_offset(g, a + q, 0);
 }
 
 template <typename T, int D>
@@ -87,9 +82,7 @@ void begin_row(const Grid& g, const T* u, T* y, int64_t a, int64_t b, RowBuffers
   using E = Element<T, D>;
   const int64_t nx = g.el[2], nn = g.node_count();
   for (int q = 0; q < E::NC / 2; ++q) {
-    int64_t ra, rb;
-    corner_row<D>(q, a, b, ra, rb);
-    const int64_t off = row_offset(g, ra, rb);
+    const int64_t off = corner_row_offset<D>(g, q, a, b);
     for (int c = 0; c < D; ++c) {
       const int r = q * D + c;
       const T* src = u + c * nn + off;
@@ -115,9 +108,7 @@ void end_row(const Grid& g, T* y, int64_t a, int64_t b, RowBuffers<T, D>& buf) {
   if (buf.direct) return;
   const int64_t nx = g.el[2], nn = g.node_count();
   for (int q = 0; q < E::NC / 2; ++q) {
-    int64_t ra, rb;
-    corner_row<D>(q, a, b, ra, rb);
-    const int64_t off = row_offset(g, ra, rb);
+    const int64_t off = corner_row_offset<D>(g, q, a, b);
     for (int c = 0; c < D; ++c) {
       const T* src = buf.out_row(q * D + c);
       T* dst = y + c * nn + off;
