@@ -94,7 +94,8 @@ def test_one_field_split_across_threads(dim, el, periodic, threads, torch_path):
 @pytest.mark.parametrize("periodic", [False, True])
 @pytest.mark.parametrize("dim,nodes_c", [(2, (5, 4)), (2, (9, 17)), (3, (3, 4, 5)), (3, (5, 5, 9))])
 def test_transfers_match_pytorch(dim, nodes_c, periodic, dtype, threads, torch_path):
-    """Linear prolongation and restriction equal the strided-slice PyTorch versions."""
+    """Linear prolongation (alone and added to a fine field) and restriction equal the strided-slice PyTorch
+    versions."""
     transfer = LinearTransfer(periodic)
     g = torch.Generator().manual_seed(2)
     xc = torch.randn(2, 3, dim, *nodes_c, generator=g, dtype=dtype)
@@ -102,6 +103,7 @@ def test_transfers_match_pytorch(dim, nodes_c, periodic, dtype, threads, torch_p
     tol = 1e-14 if dtype == torch.float64 else 1e-6
     for name, call in (
         ("prolong", lambda: transfer.prolong(xc)),
+        ("prolong added to a fine field", lambda: transfer.prolong(xc, add_to=xf)),
         ("restrict", lambda: transfer.restrict(xf)),
     ):
         fast, ref = call(), torch_path(call)

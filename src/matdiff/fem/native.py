@@ -67,8 +67,8 @@ def _signatures(lib: ctypes.CDLL) -> None:
     for dtype in ("f32", "f64"):
         getattr(lib, f"matdiff_isotropic_{dtype}").argtypes = [*product, ptr, ptr]
         getattr(lib, f"matdiff_packed_{dtype}").argtypes = [*product, ptr]
-        for kind in ("prolong", "restrict"):
-            getattr(lib, f"matdiff_{kind}_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32, i32]
+        getattr(lib, f"matdiff_prolong_{dtype}").argtypes = [ptr, ptr, ptr, i64, i32, ptr, i32, i32]
+        getattr(lib, f"matdiff_restrict_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32, i32]
         getattr(lib, f"matdiff_pack_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32]
         getattr(lib, f"matdiff_dot_{dtype}").argtypes = [ptr, ptr, ptr, i64, i64, i32]
         getattr(lib, f"matdiff_cg_update_{dtype}").argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i32]
@@ -151,32 +151,37 @@ def product(
     return y
 
 
-def _transfer(kind: str, x: torch.Tensor, out_nodes: tuple[int, ...], nodes_c: tuple[int, ...], periodic):
-    """Run the prolong / restrict kernel on x (B, R, d, *nodes) into a new (B, R, d, *out_nodes) field."""
-    x = x.contiguous()
-    y = x.new_empty(*x.shape[:3], *out_nodes)
-    fields = x.shape[0] * x.shape[1] * x.shape[2]
-    nodes = (ctypes.c_int64 * len(nodes_c))(*nodes_c)
-    fn = getattr(library(), f"matdiff_{kind}_{_suffix(x.dtype)}")
-    fn(x.data_ptr(), y.data_ptr(), fields, len(nodes_c), nodes, int(periodic), torch.get_num_threads())
-    return y
-
-
 def fine_nodes(coarse_nodes: tuple[int, ...], periodic: bool) -> tuple[int, ...]:
     """Nodes per axis of the grid twice as fine as one with coarse_nodes (2n periodic, 2n - 1 closed)."""
     return tuple(2 * m if periodic else 2 * m - 1 for m in coarse_nodes)
 
 
-def linear_prolong(xc: torch.Tensor, periodic: bool) -> torch.Tensor:
-    """(Bi/tri)linear interpolation of a coarse nodal field (B, R, d, *nodes_c) onto the twice finer grid."""
-    nodes_c = tuple(xc.shape[3:])
-    return _transfer("prolong", xc, fine_nodes(nodes_c, periodic), nodes_c, periodic)
+def linear_prolong(xc: torch.Tensor, periodic: bool, add_to: torch.Tensor | None = None) -> torch.Tensor:
+    """(Bi/tri)linear interpolation of a coarse nodal field (B, R, d, *nodes_c) onto the twice finer grid,
+    plus the fine field add_to if given."""
+    xc, nodes_c = xc.contiguous(), tuple(xc.shape[3:])
+    y = xc.new_empty(*xc.shape[:3], *fine_nodes(nodes_c, periodic))
+    base = None if add_to is None else add_to.to(xc.dtype).expand_as(y).contiguous()
+    fn = getattr(library(), f"matdiff_prolong_{_suffix(xc.dtype)}")
+    base_ptr, nodes = None if base is None else base.data_ptr(), (ctypes.c_int64 * len(nodes_c))(*nodes_c)
+    fields, threads = xc.shape[:3].numel(), torch.get_num_threads()
+    fn(xc.data_ptr(), y.data_ptr(), base_ptr, fields, len(nodes_c), nodes, int(periodic), threads)
+    return y
 
 
 def linear_restrict(xf: torch.Tensor, periodic: bool) -> torch.Tensor:
     """Transpose of ``linear_prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
+    xf = xf.contiguous()
     nodes_c = tuple(m // 2 if periodic else (m + 1) // 2 for m in xf.shape[3:])
-    return _transfer("restrict", xf, nodes_c, nodes_c, periodic)
+    y = xf.new_empty(*xf.shape[:3], *nodes_c)
+    fn = getattr(library(), f"matdiff_restrict_{_suffix(xf.dtype)}")
+    nodes, fields, threads = (
+        (ctypes.c_int64 * len(nodes_c))(*nodes_c),
+        xf.shape[:3].numel(),
+        torch.get_num_threads(),
+    )
+    fn(xf.data_ptr(), y.data_ptr(), fields, len(nodes_c), nodes, int(periodic), threads)
+    return y
 
 
 def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -276,8 +276,11 @@ class Multigrid:
             return self.coarse.solve(r)
         level, transfer = self.levels[lev], self.transfers[lev]
         x = level.smooth(r, None, self.sweeps)
-        rc = self.levels[lev + 1].mask * transfer.restrict(level.op.residual(r, x, level.mask))
-        x = x + level.mask * transfer.prolong(self._cycle(lev + 1, rc))
+        # No masks on the coarse residual or the correction: every step of a level ignores residuals on its
+        # fixed dofs (zero smoother weights, the coarsest solve reads free dofs only), so corrections vanish
+        # on fixed dofs, and the prolongation maps those only onto fixed fine dofs.
+        rc = transfer.restrict(level.op.residual(r, x, level.mask))
+        x = transfer.prolong(self._cycle(lev + 1, rc), add_to=x)
         return level.smooth(r, x, self.sweeps)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:

@@ -165,14 +165,16 @@ class ElementTransfer:
         """The transfer of samples idx only."""
         return take_samples(self, idx, "mt", "mt_transposed")
 
-    def prolong(self, xc: torch.Tensor) -> torch.Tensor:
-        """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c)."""
+    def prolong(self, xc: torch.Tensor, add_to: torch.Tensor | None = None) -> torch.Tensor:
+        """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c), plus the
+        fine field add_to if given."""
         d = len(self.el_shape)
         u = local_matvec(self.mt, gather(xc, self.periodic))  # (B, R, n_loc, n_elc)
         u = u.reshape(*u.shape[:2], *(2,) * d, d, *self.el_shape)
         perm = [0, 1, 2 + d] + [a for ax in range(d) for a in (3 + d + ax, 2 + ax)]
         u = u.permute(perm).reshape(*u.shape[:2], d, *(2 * m for m in self.el_shape))
-        return u if self.periodic else F.pad(u, (0, 1) * d)
+        u = u if self.periodic else F.pad(u, (0, 1) * d)
+        return u if add_to is None else add_to + u
 
     def restrict(self, rf: torch.Tensor) -> torch.Tensor:
         """Transpose of ``prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""
@@ -197,10 +199,11 @@ class LinearTransfer:
         """The same transfer (it holds no per-sample data)."""
         return self
 
-    def prolong(self, xc: torch.Tensor) -> torch.Tensor:
-        """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c)."""
+    def prolong(self, xc: torch.Tensor, add_to: torch.Tensor | None = None) -> torch.Tensor:
+        """Fine nodal field (B, R, d, *nodes_f) interpolated from a coarse one (B, R, d, *nodes_c), plus the
+        fine field add_to if given."""
         if native.usable(xc):
-            return native.linear_prolong(xc, self.periodic)
+            return native.linear_prolong(xc, self.periodic, add_to)
         for ax in range(3, xc.ndim):
             if self.periodic:
                 odd = 0.5 * (xc + torch.roll(xc, -1, dims=ax))
@@ -210,7 +213,7 @@ class LinearTransfer:
                 left, right = xc.narrow(ax, 0, m), xc.narrow(ax, 1, m)
                 inter = torch.stack([left, 0.5 * (left + right)], dim=ax + 1).flatten(ax, ax + 1)
                 xc = torch.cat([inter, right.narrow(ax, m - 1, 1)], dim=ax)
-        return xc
+        return xc if add_to is None else add_to + xc
 
     def restrict(self, xf: torch.Tensor) -> torch.Tensor:
         """Transpose of ``prolong``: a fine nodal field (B, R, d, *nodes_f) onto the coarse grid."""

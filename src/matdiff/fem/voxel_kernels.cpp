@@ -599,8 +599,9 @@ inline void finer_nodes(const int64_t* coarse, bool periodic, int64_t* fine) {
   for (int a = 0; a < 3; ++a) fine[a] = coarse[a] == 1 ? 1 : (periodic ? 2 * coarse[a] : 2 * coarse[a] - 1);
 }
 
+// xf = base + P xc (base may be null: xf = P xc).
 template <typename T>
-void prolong(const T* xc, T* xf, int64_t fields, const int64_t* nc, bool periodic, int threads) {
+void prolong(const T* xc, T* xf, const T* base, int64_t fields, const int64_t* nc, bool periodic, int threads) {
   int64_t nf[3];
   finer_nodes(nc, periodic, nf);
   const int64_t size_c = nc[0] * nc[1] * nc[2], size_f = nf[0] * nf[1] * nf[2];
@@ -619,17 +620,20 @@ void prolong(const T* xc, T* xf, int64_t fields, const int64_t* nc, bool periodi
           const T* src = xc + field * size_c + (wa.index[i] * nc[1] + wb.index[j]) * nc[2];
           for (int64_t x = 0; x < nc[2]; ++x) t[x] += w * src[x];
         }
-      T* dst = xf + field * size_f + (a * nf[1] + b) * nf[2];
+      const int64_t row = field * size_f + (a * nf[1] + b) * nf[2];
+      T* dst = xf + row;
       if (nc[2] == 1) {
         dst[0] = t[0];
-        continue;
+      } else {
+        for (int64_t x = 0; x + 1 < nc[2]; ++x) {
+          dst[2 * x] = t[x];
+          dst[2 * x + 1] = T(0.5) * (t[x] + t[x + 1]);
+        }
+        dst[2 * (nc[2] - 1)] = t[nc[2] - 1];
+        if (periodic) dst[2 * nc[2] - 1] = T(0.5) * (t[nc[2] - 1] + t[0]);
       }
-      for (int64_t x = 0; x + 1 < nc[2]; ++x) {
-        dst[2 * x] = t[x];
-        dst[2 * x + 1] = T(0.5) * (t[x] + t[x + 1]);
-      }
-      dst[2 * (nc[2] - 1)] = t[nc[2] - 1];
-      if (periodic) dst[2 * nc[2] - 1] = T(0.5) * (t[nc[2] - 1] + t[0]);
+      if (base != nullptr)
+        for (int64_t x = 0; x < nf[2]; ++x) dst[x] += base[row + x];
     }
   }
 }
@@ -680,8 +684,8 @@ inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
 //   matdiff_isotropic_S: y = epilogue(K u) (see Epilogue) with isotropic element matrices; u, y, r
 //     (batch * rhs, dim, *nodes); coef (batch, 2, n_el); kref (2, n_loc, n_loc).
 //   matdiff_packed_S: the same with packed per-element matrices kp (see PackedRow).
-//   matdiff_prolong_S / matdiff_restrict_S: linear prolongation xc -> xf and its transpose for fields
-//     (fields, *nodes) of `dim` spatial axes; nodes_c: coarse node counts per axis.
+//   matdiff_prolong_S / matdiff_restrict_S: linear prolongation xc -> xf (plus base, if not null) and its
+//     transpose for fields (fields, *nodes) of `dim` spatial axes; nodes_c: coarse node counts per axis.
 //   matdiff_pack_S: dense element matrices ke (batch, n_el, n_loc, n_loc) into kp.
 //   matdiff_dot_S, matdiff_cg_update_S: PCG vector steps (see dots, cg_update).
 #define MATDIFF_EXPORTS(T, S)                                                                                 \
@@ -694,11 +698,11 @@ inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
                           int periodic, int mode, const T* r, const T* w, int threads, const T* kp) {         \
     packed_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);                  \
   }                                                                                                           \
-  void matdiff_prolong_##S(const T* xc, T* xf, int64_t fields, int dim, const int64_t* nodes_c, int periodic, \
-                           int threads) {                                                                     \
+  void matdiff_prolong_##S(const T* xc, T* xf, const T* base, int64_t fields, int dim, const int64_t* nodes_c, \
+                           int periodic, int threads) {                                                       \
     int64_t nc[3];                                                                                            \
     node_counts(dim, nodes_c, nc);                                                                            \
-    prolong(xc, xf, fields, nc, periodic != 0, threads);                                                      \
+    prolong(xc, xf, base, fields, nc, periodic != 0, threads);                                                \
   }                                                                                                           \
   void matdiff_restrict_##S(const T* xf, T* xc, int64_t fields, int dim, const int64_t* nodes_c,              \
                             int periodic, int threads) {                                                      \
