@@ -8,7 +8,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from matdiff.fem import ConvergenceError, WarmStart, bulk_modulus, homogenized_stiffness, solve_displacement
-from matdiff.fem.elements import lame, reference_matrices
+from matdiff.fem.elements import lame
 from matdiff.fem.grid import free_mask
 from matdiff.fem.operators import IsotropicOperator
 from matdiff.fem.properties import batch_chunks
@@ -112,9 +112,8 @@ def test_reused_hierarchy_takes_the_new_fine_operator():
     E, nu = particles((2, 16, 16), 6)
     lam, mu = lame(E, nu, 2)
     lam2, mu2 = lame(3.0 * E.flip(1), nu.flip(1), 2)  # very different materials
-    k_lam, k_mu, _ = reference_matrices((1 / 16, 1 / 16), torch.float64, "cpu")
-    first = LinearSystem(IsotropicOperator(lam, mu, k_lam, k_mu, False), "mg", rtol=1e-10)
-    op2 = IsotropicOperator(lam2, mu2, k_lam, k_mu, False)
+    first = LinearSystem(IsotropicOperator(lam, mu, False), "mg", rtol=1e-10)
+    op2 = IsotropicOperator(lam2, mu2, False)
     reused = LinearSystem(op2, "mg", rtol=1e-10, hierarchy=first.multigrid)
     fresh = LinearSystem(op2, "mg", rtol=1e-10)
     assert reused.reused and not fresh.reused
@@ -238,8 +237,7 @@ def test_coarse_dense_solve_is_exact_for_a_batch(el_shape):
     2.13 CPU wheel here; the Cholesky path must stay exact."""
     E, nu = particles((3, *el_shape), 4)
     lam, mu = lame(E, nu, len(el_shape))
-    k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in el_shape), E.dtype, E.device)
-    ke = IsotropicOperator(lam, mu, k_lam, k_mu, False).element_matrices()
+    ke = IsotropicOperator(lam, mu, False).element_matrices()
     mask = free_mask(el_shape, False, E.dtype, E.device)
     r = torch.randn(
         3, 2, len(el_shape), *mask.shape[3:], dtype=E.dtype, generator=torch.Generator().manual_seed(0)

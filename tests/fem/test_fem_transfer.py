@@ -5,7 +5,7 @@ import pytest
 import torch
 from test_fem_solvers import particles
 
-from matdiff.fem.elements import lame, reference_matrices
+from matdiff.fem.elements import lame
 from matdiff.fem.grid import free_mask, node_shape
 from matdiff.fem.operators import IsotropicOperator
 from matdiff.fem.problems import affine_solve, build_system, periodic_solve
@@ -17,8 +17,7 @@ def fine_operator(dim, n, periodic, contrast=100.0, seed=0):
     """IsotropicOperator of a random two-phase sample (1, n^dim elements), float64."""
     E, nu = particles((1,) + (n,) * dim, seed, contrast)
     lam, mu = lame(E, nu, dim)
-    k_lam, k_mu, _ = reference_matrices((1.0 / n,) * dim, torch.float64, "cpu")
-    return IsotropicOperator(lam, mu, k_lam, k_mu, periodic)
+    return IsotropicOperator(lam, mu, periodic)
 
 
 def dense_prolongation(transfer, el_c, periodic):

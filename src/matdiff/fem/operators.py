@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from . import native
+from .elements import reference_matrices
 from .grid import children, gather, scatter, take_samples
 
 # floats (2 MB, the L2 cache here) of the product temporary up to which local_matvec forms one product
@@ -70,17 +71,18 @@ class VoxelOperator:
 
 
 class IsotropicOperator(VoxelOperator):
-    """K u for per-element isotropic material: k_e = lam_e K_lam + mu_e K_mu; lam, mu (B, *el) in GPa."""
+    """K u for per-element isotropic material on the unit cell: k_e = lam_e K_lam + mu_e K_mu with the
+    reference matrices of elements of size 1 / n per axis (``elements.reference_matrices``, which the fused
+    3D kernel evaluates by the same quadrature); lam, mu (B, *el) in GPa."""
 
-    def __init__(
-        self, lam: torch.Tensor, mu: torch.Tensor, k_lam: torch.Tensor, k_mu: torch.Tensor, periodic: bool
-    ):
+    def __init__(self, lam: torch.Tensor, mu: torch.Tensor, periodic: bool):
         self.el_shape = tuple(lam.shape[1:])
         self.periodic = periodic
         self.coef = torch.stack([lam, mu], 1).reshape(lam.shape[0], 2, 1, 1, -1)  # (B, 2, 1, 1, n_el)
+        k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in self.el_shape), lam.dtype, lam.device)
         self.k_stack = torch.stack([k_lam, k_mu])  # (2, n_loc, n_loc)
         self.k_lam, self.k_mu = k_lam, k_mu
-        self.dtype, self.device = k_lam.dtype, k_lam.device
+        self.dtype, self.device = lam.dtype, lam.device
 
     def element_forces(self, ue: torch.Tensor) -> torch.Tensor:
         """k_e u_e = lam_e K_lam u_e + mu_e K_mu u_e for element vectors (B or 1, R, n_loc, n_el or 1) ->

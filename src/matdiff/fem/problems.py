@@ -114,9 +114,8 @@ def build_system(
     """Linear system for Lame fields (B, *el) and the element divergence vector int_e div N (n_loc,); warm:
     whether the caller warm-starts (steers solver="auto" away from the direct solver); hierarchy: a kept
     multigrid hierarchy to reuse if it fits (``WarmStart``)."""
-    el = tuple(lam.shape[1:])
-    k_lam, k_mu, dvec = reference_matrices(tuple(1.0 / m for m in el), lam.dtype, lam.device)
-    op = IsotropicOperator(lam, mu, k_lam, k_mu, periodic)
+    dvec = reference_matrices(tuple(1.0 / m for m in lam.shape[1:]), lam.dtype, lam.device)[2]
+    op = IsotropicOperator(lam, mu, periodic)
     return LinearSystem(op, solver, rtol, maxiter, warm=warm, hierarchy=hierarchy), dvec
 
 

@@ -2,18 +2,20 @@
 //
 // One pass per element row: the element products run vectorized across the row's elements, reading the node
 // rows the row touches and summing the element forces into them (in place, or through small buffers where
-// the periodic wrap or a partial last vector needs them, see RowBuffers). Nothing of size n_el x n_loc is ever formed, which is what
-// the eager PyTorch path (gather, two GEMMs, scatter) spends most of its memory traffic on.
+// the periodic wrap or a partial last vector needs them, see RowBuffers). Nothing of size n_el x n_loc is
+// ever formed, which is what the eager PyTorch path (gather, two GEMMs, scatter) spends most of its memory
+// traffic on.
 //
 // Fields are contiguous (B*R, d, *nodes) with nodes (y, x) in 2D and (z, y, x) in 3D, n + 1 per axis
 // (Dirichlet grid) or n (periodic grid, node n is node 0). Local dof order as in matdiff.fem.elements:
 // dof = corner * d + component, corners lexicographic over the axes, x fastest.
 //
 // Element matrices are either isotropic, k_e = lam_e K_lam + mu_e K_mu with coef (B, 2, n_el) and the two
-// reference matrices (2, n_loc, n_loc), or given per element as the packed upper triangle
-// kp (B, rows, padded_row_length(n_x) / kLanes, n_loc (n_loc + 1) / 2, kLanes): pairs (i <= j) row by row,
-// for each vector of elements of a row, rows padded with zero elements to whole vectors (full loads only,
-// and one sequential stream through memory).
+// reference matrices (2, n_loc, n_loc) of the unit cell's elements (2D: dense products with them; 3D: by sum
+// factorization, which evaluates the same quadrature itself), or given per element as the packed upper
+// triangle kp (B, rows, padded_row_length(n_x) / kLanes, n_loc (n_loc + 1) / 2, kLanes): pairs (i <= j) row
+// by row, for each vector of elements of a row, rows padded with zero elements to whole vectors (full loads
+// only, and one sequential stream through memory).
 //
 // An epilogue can fold the step that follows a product into the same call (Epilogue below).
 //
@@ -181,12 +183,15 @@ inline void add_forces(RowBuffers<T, D>& buf, int64_t x0, const Vec<T>* f) {
   }
 }
 
+// Isotropic bilinear quads (2D): the two dense 8 x 8 products, all 8 rows of K at once (16 independent
+// accumulation chains). 3D uses SumFactorRow.
 template <typename T, int D>
 struct IsotropicRow {
   using E = Element<T, D>;
-  static constexpr int IB = D == 2 ? 8 : 4;  // rows of K per pass: 2 IB independent accumulation chains
-  const T* coef;                // (2, n_el) of this sample
-  const T* kref;                // (2, n_loc, n_loc)
+  static_assert(D == 2, "3D isotropic products use SumFactorRow");
+  static constexpr int IB = E::NLOC;  // rows of K per pass
+  const T* coef;                      // (2, n_el) of this sample
+  const T* kref;                      // (2, n_loc, n_loc)
   int64_t n_el;
   void operator()(RowBuffers<T, D>& buf, int64_t row, int64_t nx) const {
     const int64_t e0 = row * nx;
@@ -278,7 +283,9 @@ struct SumFactorRow {
       for (int qz = 0; qz < 2; ++qz)
         for (int qy = 0; qy < 2; ++qy)
           for (int qx = 0; qx < 2; ++qx) {
-            auto grad = [&](int c, int a) { return a == 0 ? gz[c][qy][qx] : a == 1 ? gy[c][qz][qx] : gx[c][qz][qy]; };
+            auto grad = [&](int c, int a) {
+              return a == 0 ? gz[c][qy][qx] : a == 1 ? gy[c][qz][qx] : gx[c][qz][qy];
+            };
             auto add = [&](int c, int a, Vec<T> s) {
               if (a == 0) sz[c][qy][qx] += s;
               else if (a == 1) sy[c][qz][qx] += s;
@@ -476,14 +483,14 @@ template <typename T, int D>
 void isotropic(const Call<T>& c, const T* coef, const T* kref) {
   const Grid g = make_grid(D, c.el, c.periodic);
   const int64_t n_el = g.el_count();
-  if constexpr (D == 3) {  // sum factorization: unit cell, h = 1 / n per axis (the reference matrices' element sizes)
+  if constexpr (D == 3) {  // unit cell: elements of size 1 / n per axis, as the reference matrices (unused)
     const T h[3] = {T(1) / T(g.el[0]), T(1) / T(g.el[1]), T(1) / T(g.el[2])};
     auto make = [=](int64_t b) { return SumFactorRow<T>{coef + b * 2 * n_el, n_el, {h[0], h[1], h[2]}}; };
     run<T, 3, SumFactorRow<T>>(c, g, make);
-    return;
+  } else {
+    auto make = [=](int64_t b) { return IsotropicRow<T, D>{coef + b * 2 * n_el, kref, n_el}; };
+    run<T, D, IsotropicRow<T, D>>(c, g, make);
   }
-  auto make = [=](int64_t b) { return IsotropicRow<T, D>{coef + b * 2 * n_el, kref, n_el}; };
-  run<T, D, IsotropicRow<T, D>>(c, g, make);
 }
 
 template <typename T, int D>
@@ -601,7 +608,8 @@ inline void finer_nodes(const int64_t* coarse, bool periodic, int64_t* fine) {
 
 // xf = base + P xc (base may be null: xf = P xc).
 template <typename T>
-void prolong(const T* xc, T* xf, const T* base, int64_t fields, const int64_t* nc, bool periodic, int threads) {
+void prolong(const T* xc, T* xf, const T* base, int64_t fields, const int64_t* nc, bool periodic,
+             int threads) {
   int64_t nf[3];
   finer_nodes(nc, periodic, nf);
   const int64_t size_c = nc[0] * nc[1] * nc[2], size_f = nf[0] * nf[1] * nf[2];
@@ -688,38 +696,39 @@ inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
 //     transpose for fields (fields, *nodes) of `dim` spatial axes; nodes_c: coarse node counts per axis.
 //   matdiff_pack_S: dense element matrices ke (batch, n_el, n_loc, n_loc) into kp.
 //   matdiff_dot_S, matdiff_cg_update_S: PCG vector steps (see dots, cg_update).
-#define MATDIFF_EXPORTS(T, S)                                                                                 \
-  void matdiff_isotropic_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,        \
-                             int periodic, int mode, const T* r, const T* w, int threads, const T* coef,      \
-                             const T* kref) {                                                                 \
+#define MATDIFF_EXPORTS(T, S)                                                                                \
+  void matdiff_isotropic_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,       \
+                             int periodic, int mode, const T* r, const T* w, int threads, const T* coef,     \
+                             const T* kref) {                                                                \
     isotropic_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);       \
-  }                                                                                                           \
-  void matdiff_packed_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,           \
-                          int periodic, int mode, const T* r, const T* w, int threads, const T* kp) {         \
+  }                                                                                                          \
+  void matdiff_packed_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,          \
+                          int periodic, int mode, const T* r, const T* w, int threads, const T* kp) {        \
     packed_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, kp);                  \
-  }                                                                                                           \
-  void matdiff_prolong_##S(const T* xc, T* xf, const T* base, int64_t fields, int dim, const int64_t* nodes_c, \
-                           int periodic, int threads) {                                                       \
-    int64_t nc[3];                                                                                            \
-    node_counts(dim, nodes_c, nc);                                                                            \
-    prolong(xc, xf, base, fields, nc, periodic != 0, threads);                                                \
-  }                                                                                                           \
-  void matdiff_restrict_##S(const T* xf, T* xc, int64_t fields, int dim, const int64_t* nodes_c,              \
-                            int periodic, int threads) {                                                      \
-    int64_t nc[3];                                                                                            \
-    node_counts(dim, nodes_c, nc);                                                                            \
-    restrict_(xf, xc, fields, nc, periodic != 0, threads);                                                    \
-  }                                                                                                           \
-  void matdiff_pack_##S(const T* ke, T* kp, int64_t batch, int dim, const int64_t* el, int threads) {         \
-    if (dim == 2) pack<T, 2>(ke, kp, batch, el, threads);                                                     \
-    else pack<T, 3>(ke, kp, batch, el, threads);                                                              \
-  }                                                                                                           \
-  void matdiff_dot_##S(const T* u, const T* v, double* out, int64_t fields, int64_t size, int threads) {      \
-    dots(u, v, out, fields, size, threads);                                                                   \
-  }                                                                                                           \
-  void matdiff_cg_update_##S(T* x, T* r, const T* p, const T* q, const double* alpha, double* rr,             \
-                             int64_t fields, int64_t size, int threads) {                                     \
-    cg_update(x, r, p, q, alpha, rr, fields, size, threads);                                                  \
+  }                                                                                                          \
+  void matdiff_prolong_##S(const T* xc, T* xf, const T* base, int64_t fields, int dim,                       \
+                           const int64_t* nodes_c,                                                           \
+                           int periodic, int threads) {                                                      \
+    int64_t nc[3];                                                                                           \
+    node_counts(dim, nodes_c, nc);                                                                           \
+    prolong(xc, xf, base, fields, nc, periodic != 0, threads);                                               \
+  }                                                                                                          \
+  void matdiff_restrict_##S(const T* xf, T* xc, int64_t fields, int dim, const int64_t* nodes_c,             \
+                            int periodic, int threads) {                                                     \
+    int64_t nc[3];                                                                                           \
+    node_counts(dim, nodes_c, nc);                                                                           \
+    restrict_(xf, xc, fields, nc, periodic != 0, threads);                                                   \
+  }                                                                                                          \
+  void matdiff_pack_##S(const T* ke, T* kp, int64_t batch, int dim, const int64_t* el, int threads) {        \
+    if (dim == 2) pack<T, 2>(ke, kp, batch, el, threads);                                                    \
+    else pack<T, 3>(ke, kp, batch, el, threads);                                                             \
+  }                                                                                                          \
+  void matdiff_dot_##S(const T* u, const T* v, double* out, int64_t fields, int64_t size, int threads) {     \
+    dots(u, v, out, fields, size, threads);                                                                  \
+  }                                                                                                          \
+  void matdiff_cg_update_##S(T* x, T* r, const T* p, const T* q, const double* alpha, double* rr,            \
+                             int64_t fields, int64_t size, int threads) {                                    \
+    cg_update(x, r, p, q, alpha, rr, fields, size, threads);                                                 \
   }
 
 extern "C" {
