@@ -10,7 +10,7 @@ from matdiff.fem.grid import free_mask, node_shape
 from matdiff.fem.operators import IsotropicOperator
 from matdiff.fem.problems import affine_solve, build_system, periodic_solve
 from matdiff.fem.solvers import sparse_stiffness
-from matdiff.fem.transfer import LinearTransfer, coarse_level, linear_galerkin_matrices
+from matdiff.fem.transfer import LinearTransfer, linear_galerkin_matrices, operator_level
 
 
 def fine_operator(dim, n, periodic, contrast=100.0, seed=0):
@@ -34,7 +34,7 @@ def hierarchy_level(dim, n, periodic, kind, contrast=100.0):
     el_c = tuple(m // 2 for m in op.el_shape)
     if kind == "geometric":
         return op, LinearTransfer(periodic), linear_galerkin_matrices(op, 1)[0], el_c
-    transfer, ke_coarse = coarse_level(op, el_c, periodic, kind)
+    transfer, ke_coarse = operator_level(op, el_c, periodic)
     return op, transfer, ke_coarse, el_c
 
 

@@ -15,7 +15,7 @@ import torch
 from . import native
 from .grid import element_dofs, free_mask, node_shape, take_samples
 from .operators import ElementOperator, IsotropicOperator
-from .transfer import PROLONGATIONS, LinearTransfer, coarse_level, linear_galerkin_matrices
+from .transfer import PROLONGATIONS, LinearTransfer, linear_galerkin_matrices, operator_level
 
 SOLVERS = ("auto", "mg", "mg-operator", "jacobi", "direct")
 
@@ -258,7 +258,7 @@ class Multigrid:
             if linear is not None:
                 transfer, ke = LinearTransfer(self.periodic), linear[lev]
             else:
-                transfer, ke = coarse_level(op, el_shape, self.periodic, prolongation)
+                transfer, ke = operator_level(op, el_shape, self.periodic)
             op = ElementOperator(ke, el_shape, self.periodic)
             self.transfers.append(transfer)
             mask = free_mask(el_shape, self.periodic, mask.dtype, mask.device)

@@ -1,6 +1,6 @@
 """Multigrid grid transfer on voxel grids: (bi/tri)linear prolongation by strided slices
 (``LinearTransfer``) or operator-dependent prolongation stored per coarse element (``ElementTransfer``),
-and the Galerkin coarse element matrices of each (``linear_galerkin_matrices``, ``coarse_level``).
+and the Galerkin coarse element matrices of each (``linear_galerkin_matrices``, ``operator_level``).
 
 A per-element prolongation is given for each coarse element E by the weights of the fine nodes 2E + q
 of its closure (local positions q in {0, 1, 2}^d) on its 2^d corner nodes, W (B, n_elc, 3^d, 2^d, d, d).
@@ -230,11 +230,12 @@ class LinearTransfer:
         return xf
 
 
-@functools.lru_cache(maxsize=16)
-def _linear_references(h: tuple[float, ...], levels: int) -> np.ndarray:
-    """R (2^(d levels), 2, n_loc, n_loc), float64: R[path, k] = Q^T K_k Q with K_k = (K_lam, K_mu) of elements
-    of sizes h and Q = P_c1 ... P_cl the linear prolongation from a coarse element `levels` coarsenings up
-    to its fine element at path (c_l, ..., c_1) (the order of repeated ``grid.children``)."""
+@functools.lru_cache(maxsize=32)
+def _linear_references(h: tuple[float, ...], levels: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """R (2^(d levels) * 2, n_loc^2) in rows (path, k): R[path, k] = Q^T K_k Q with K_k = (K_lam, K_mu) of
+    elements of sizes h and Q = P_c1 ... P_cl the linear prolongation from a coarse element `levels`
+    coarsenings up to its fine element at path (c_l, ..., c_1) (the order of repeated ``grid.children``);
+    computed in float64, kept per dtype and device."""
     d = len(h)
     k_stack = np.stack([m.numpy() for m in reference_matrices(h, torch.float64, "cpu")[:2]])
     w = linear_weights(d, torch.float64, "cpu")[:, :, None, None] * torch.eye(d, dtype=torch.float64)
@@ -242,7 +243,8 @@ def _linear_references(h: tuple[float, ...], levels: int) -> np.ndarray:
     refs = k_stack[:, None]  # (2, paths, n_loc, n_loc)
     for _ in range(levels):
         refs = np.einsum("cia,kRij,cjb->kcRab", p, refs, p).reshape(2, -1, *refs.shape[2:])
-    return refs.transpose(1, 0, 2, 3)
+    rows = refs.transpose(1, 0, 2, 3).reshape(-1, refs.shape[-1] ** 2)
+    return torch.as_tensor(np.ascontiguousarray(rows), dtype=dtype, device=device)
 
 
 def linear_galerkin_matrices(op: IsotropicOperator, levels: int) -> list[torch.Tensor]:
@@ -253,27 +255,22 @@ def linear_galerkin_matrices(op: IsotropicOperator, levels: int) -> list[torch.T
     one GEMM per level (3D: 38M multiply-adds per sample and level), no dense intermediate levels."""
     b, el = op.coef.shape[0], op.el_shape
     h = tuple(1.0 / m for m in op.el_shape)
+    n_loc = op.k_lam.shape[-1]
     coef = op.coef[:, :, 0, 0].transpose(1, 2)  # (B, n_el, 2)
     out = []
     for level in range(1, levels + 1):
         coef = children(coef, el)  # (B, n_elc, 2^d, path below, 2)
         el = tuple(m // 2 for m in el)
         coef = coef.reshape(b, coef.shape[1], -1)  # (B, n_elc, (path c_l .. c_1, k))
-        refs = torch.as_tensor(_linear_references(h, level), dtype=op.dtype, device=op.device)
-        n_loc = refs.shape[-1]
-        ke = coef.reshape(-1, coef.shape[-1]) @ refs.reshape(-1, n_loc * n_loc)
+        ke = coef.reshape(-1, coef.shape[-1]) @ _linear_references(h, level, op.dtype, op.device)
         out.append(ke.reshape(b, -1, n_loc, n_loc))
     return out
 
 
-def coarse_level(
-    op, el_c: tuple[int, ...], periodic: bool, kind: str
-) -> tuple[ElementTransfer, torch.Tensor]:
+def operator_level(op, el_c: tuple[int, ...], periodic: bool) -> tuple[ElementTransfer, torch.Tensor]:
     """Operator-dependent grid transfer between the coarse grid of el_c elements and the grid of operator op,
     and the Galerkin coarse element matrices (B, n_elc, n_loc, n_loc). (Linear prolongation needs no
     per-level data: ``LinearTransfer`` and ``linear_galerkin_matrices``.)"""
-    if kind != "operator":
-        raise ValueError(f"coarse_level builds operator-dependent levels, got kind {kind!r}")
     kc = op.child_matrices()
     p_child = child_prolongations(operator_weights(kc, el_c, periodic))
     return ElementTransfer(p_child, el_c, periodic), galerkin_coarse(kc, p_child)
