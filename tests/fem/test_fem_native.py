@@ -1,6 +1,8 @@
 """The fused CPU kernels (matdiff.fem.native) against the PyTorch path they replace: products with every
-epilogue, grid transfers, and whole solves. Run with 3 threads, so that the plane colouring that keeps
-threads from writing the same nodes is exercised (odd periodic plane counts included)."""
+epilogue, grid transfers, PCG vector steps and whole solves. Run with 3 threads, so planes split unevenly
+among threads (odd periodic plane counts included). That threads never write the same nodes holds by the
+plane colouring's construction: a race would need neighbouring planes to run at the same instant, too rare
+for a test to catch (removing the colouring did not fail these tests)."""
 
 import pytest
 import torch
