@@ -1,7 +1,7 @@
 """Benchmark of matdiff.fem: bulk modulus forward + gradient per sample, 2D 64x64 and 3D 32^3, vs peers.
 
 Usage: python benchmarks/fem.py [--quick] [--threads N] [--device cpu|cuda] [--torchfem-python PATH]
-       [--jaxfem-python PATH]
+       [--jaxfem-python PATH] [--dims 2,3] [--cases mg:cold,mg:warm] [--batches 16] [--skip-peers]
 
 Prints a markdown table. Peers: scipy spsolve / SuperLU (our sparse assembly), pyamg smoothed aggregation,
 torch-fem and JAX-FEM, each run as a subprocess in its own benchmark-only venv when its python exists
@@ -21,9 +21,10 @@ import time
 import numpy as np
 import torch
 
-from matdiff.fem import WarmStart, bulk_modulus
-from matdiff.fem.elements import lame, reference_matrices
+from matdiff.fem import SolveOptions, WarmStart, bulk_modulus
+from matdiff.fem.elements import divergence_vector, element_sizes
 from matdiff.fem.grid import affine_field, element_dofs, free_mask
+from matdiff.fem.laws import lame, reference_matrices
 from matdiff.fem.solvers import sparse_stiffness
 
 TORCHFEM_SCRIPT = r"""
@@ -167,12 +168,14 @@ def synchronize(device: torch.device) -> None:
 # previous steps solved with the same WarmStart before the timed one: cold; warm (previous solution);
 # warm + hierarchy (previous solution and the multigrid hierarchy kept from the warm-started second step)
 WARM_MODES = {"cold": 0, "warm": 1, "warm+hierarchy": 2}
+# our solver rows (solver:mode); direct runs 2D batches 1 and 8 in float64
+CASES = ("mg:cold", "mg:warm", "mg:warm+hierarchy", "mg-operator:cold", "jacobi:cold", "direct:cold")
 
 
 def time_ours(E, nu, solver, chunk, mode="cold"):
     """Seconds per sample of bulk_modulus forward + backward, iterations (affine, adjoint), K; the timed
     field follows WARM_MODES[mode] previous diffusion steps, fields within 1% of it."""
-    ks, its, total = [], [], 0.0
+    ks, its, total, options = [], [], 0.0, SolveOptions(solver)
     for s in range(0, E.shape[0], chunk):
         e, v = E[s : s + chunk], nu[s : s + chunk]
         state = WarmStart()
@@ -180,11 +183,11 @@ def time_ours(E, nu, solver, chunk, mode="cold"):
             gen = torch.Generator().manual_seed(1000 * s + step)
             noise = 1.0 + 0.01 * torch.rand(e.shape, generator=gen, dtype=e.dtype).to(e.device)
             e_prev = (e * noise).requires_grad_()
-            bulk_modulus(e_prev, v, solver=solver, warm_start=state).sum().backward()
+            bulk_modulus(e_prev, v, warm_start=state, options=options).sum().backward()
         e = e.clone().requires_grad_()
         synchronize(e.device)
         t0 = time.perf_counter()
-        k = bulk_modulus(e, v, solver=solver, warm_start=state)
+        k = bulk_modulus(e, v, warm_start=state, options=options)
         k.sum().backward()
         synchronize(e.device)
         total += time.perf_counter() - t0
@@ -203,10 +206,11 @@ def assemble(E: np.ndarray, nu: np.ndarray):
     dim = E.ndim
     el = E.shape
     lam, mu = lame(torch.tensor(E), torch.tensor(nu), dim)
-    k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in el), torch.float64, "cpu")
+    h = element_sizes(el)
+    k_lam, k_mu = reference_matrices(h, torch.float64, "cpu")
     ke = (lam.reshape(-1, 1, 1) * k_lam + mu.reshape(-1, 1, 1) * k_mu).numpy()
     K = sparse_stiffness(ke, el, False)
-    u_aff = affine_field(el, torch.eye(dim, dtype=torch.float64)[None]).reshape(-1).numpy()
+    u_aff = affine_field(el, torch.eye(dim, dtype=torch.float64)[None], h).reshape(-1).numpy()
     free = np.flatnonzero(
         free_mask(el, False, torch.float64, "cpu").expand(1, 1, dim, *[m + 1 for m in el]).reshape(-1).numpy()
         > 0
@@ -216,14 +220,14 @@ def assemble(E: np.ndarray, nu: np.ndarray):
 
 
 def k_from_solution(K, free, v, u_aff, E, nu):
-    """Bulk modulus from the full displacement (energy form, as matdiff)."""
+    """Bulk modulus from the full displacement (energy form, as matdiff; square grids, the unit square)."""
     u = u_aff.copy()
     u[free] += v
     w2 = u @ (K @ u)
     if E.ndim == 3:
         return w2 / 9.0
     el = E.shape
-    _, _, dvec = reference_matrices(tuple(1.0 / m for m in el), torch.float64, "cpu")
+    dvec = divergence_vector(element_sizes(el), torch.float64, "cpu")
     ue = u[element_dofs(el, False)]  # (n_el, n_loc)
     ezz = float((-(nu / (1 - nu)).reshape(-1) * (ue @ dvec.numpy())).sum())
     return w2 / (3.0 * (2.0 + ezz))
@@ -307,12 +311,23 @@ def main() -> None:
     parser.add_argument("--dims", default="2,3", help="which of 2D 64x64 / 3D 32^3 to run")
     parser.add_argument("--contrast", type=float, default=100.0, help="particle / matrix E")
     parser.add_argument("--device", default="cpu", help="device of our solver (cpu, cuda); peers run on CPU")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help="our solver:mode rows to run, of " + ",".join(CASES)
+    )
+    parser.add_argument(
+        "--batches", help="comma-separated batch sizes of the multigrid rows (default by --quick)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     batches = (1, 8, 16) if args.quick else (1, 50, 200)
+    if args.batches:
+        batches = tuple(int(b) for b in args.batches.split(","))
+    cases = args.cases.split(",")
+    if not set(cases) <= set(CASES):
+        parser.error(f"--cases: unknown {sorted(set(cases) - set(CASES))}; choose from {CASES}")
     print(
         f"# matdiff.fem benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -331,13 +346,7 @@ def main() -> None:
         E, nu = particle_sample(dim, n, max(batches), seed=0, contrast=args.contrast)
         E, nu = E.to(device), nu.to(device)
         chunk = args.chunk3d if dim == 3 else max(batches)
-        for solver, mode in (
-            ("mg", "cold"),
-            ("mg", "warm"),
-            ("mg", "warm+hierarchy"),
-            ("mg-operator", "cold"),
-            ("jacobi", "cold"),
-        ):
+        for solver, mode in (case.split(":") for case in cases if not case.startswith("direct")):
             for b in batches if solver.startswith("mg") else (1,):
                 # median of 3 calls for small batches (this CPU's timings vary by up to ~40% between calls)
                 # and on CUDA (the first call of a shape also pays for allocations and kernel selection)
@@ -346,7 +355,7 @@ def main() -> None:
                 t, its, k = float(np.median([r[0] for r in runs])), runs[0][1], runs[0][2]
                 label = f"matdiff {solver}-PCG {mode}"
                 print(f"| {name} | {label} | {b} | {t:.4f} | {its} | {k:.6f} |", flush=True)
-        if dim == 2:
+        if dim == 2 and "direct:cold" in cases:
             for b in (1, 8):
                 t, its, k = time_ours(E[:b].double().cpu(), nu[:b].double().cpu(), "direct", b)
                 label = "matdiff direct (SuperLU, fwd + adjoint, float64)"

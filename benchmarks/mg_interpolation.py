@@ -25,15 +25,16 @@ import scipy.sparse.linalg as spla
 import torch
 
 from fem import particle_sample
-from matdiff.fem.elements import lame, reference_matrices
+from matdiff.fem.elements import element_sizes
 from matdiff.fem.grid import affine_field, free_mask
+from matdiff.fem.laws import LinearElastic, lame, reference_matrices
 from matdiff.fem.solvers import sparse_stiffness
 
 
 def assemble(E: np.ndarray, nu: np.ndarray) -> sp.csr_matrix:
     """Plane-stress stiffness of an (m, m) element grid; dof = comp * n_nodes + node (matdiff's order)."""
     lam, mu = lame(torch.tensor(E), torch.tensor(nu), 2)
-    k_lam, k_mu, _ = reference_matrices(tuple(1.0 / m for m in E.shape), torch.float64, "cpu")
+    k_lam, k_mu = reference_matrices(element_sizes(E.shape), torch.float64, "cpu")
     ke = (lam.reshape(-1, 1, 1) * k_lam + mu.reshape(-1, 1, 1) * k_mu).numpy()
     return sparse_stiffness(ke, E.shape, False).tocsr()
 
@@ -166,7 +167,9 @@ def pcg_iterations(A, b, precond, rtol=1e-6, maxiter=500) -> int:
 def matdiff_iterations() -> None:
     """PCG iterations of matdiff.fem's multigrid with linear ("mg") and operator-dependent ("mg-operator")
     prolongation, one particle sample per case, float32, rtol 1e-6, both boundary conditions."""
-    from matdiff.fem.problems import affine_solve, build_system, periodic_solve
+    from matdiff.fem import SolveOptions
+    from matdiff.fem.problems import affine_solve, periodic_solve
+    from matdiff.fem.solvers import LinearSystem
 
     torch.set_num_threads(1)
     print(
@@ -174,11 +177,12 @@ def matdiff_iterations() -> None:
     )
     for dim, n in ((2, 64), (3, 32)):
         for contrast in (1.0, 100.0, 1000.0, 10000.0):
-            lam, mu = lame(*particle_sample(dim, n, 1, seed=0, contrast=contrast), dim)
+            law = LinearElastic(*lame(*particle_sample(dim, n, 1, seed=0, contrast=contrast), dim))
             cells = []
             for solve, periodic in ((affine_solve, False), (periodic_solve, True)):
+                op = law.operator(periodic)
                 its = [
-                    solve(build_system(lam, mu, periodic, s, None, None)[0])[2].iterations
+                    solve(LinearSystem(op, SolveOptions(s)), op.h)[2].iterations
                     for s in ("mg", "mg-operator")
                 ]
                 cells.append(f"{its[0]} / {its[1]}")
@@ -202,7 +206,8 @@ def main() -> None:
     free = free_mask((m, m), False, torch.float64, "cpu").expand(1, 1, 2, n, n).reshape(-1).numpy() > 0
     mask = sp.diags(free.astype(float))
     A = (mask @ assemble(E, nu) @ mask + sp.diags((~free).astype(float))).tocsr()
-    u_affine = affine_field((m, m), torch.eye(2, dtype=torch.float64)[None]).reshape(-1).numpy()
+    u_affine = affine_field((m, m), torch.eye(2, dtype=torch.float64)[None], element_sizes((m, m)))
+    u_affine = u_affine.reshape(-1).numpy()
     b = -(assemble(E, nu) @ u_affine) * free
     print(f"2D {m}x{m} particles, contrast {args.contrast:g}, affine BC, PCG rtol 1e-6: iterations\n")
     print("| prolongation | coarsenings | V(1,1) | V(2,2) |\n|---|---|---|---|")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from test_fem_solvers import particles
 
-from matdiff.fem import WarmStart, bulk_modulus, homogenized_stiffness
+from matdiff.fem import SolveOptions, WarmStart, bulk_modulus, homogenized_stiffness
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 CUDA = torch.device("cuda")
@@ -24,10 +24,10 @@ def test_cuda_matches_cpu_direct(dim, n):
     on the small grids, mg-PCG at rtol 1e-12 on the product sizes (SuperLU takes minutes on 3D 32^3)."""
     E, nu = particles((2,) + (n,) * dim, 7)
     e_ref, nu_ref = E.clone().requires_grad_(), nu.clone().requires_grad_()
-    reference = {"solver": "direct"} if n <= 16 else {"solver": "mg", "rtol": 1e-12}
-    k_ref = bulk_modulus(e_ref, nu_ref, **reference)
+    reference = SolveOptions("direct") if n <= 16 else SolveOptions("mg", rtol=1e-12)
+    k_ref = bulk_modulus(e_ref, nu_ref, options=reference)
     g_ref = torch.autograd.grad(k_ref.sum(), (e_ref, nu_ref))
-    c_ref = homogenized_stiffness(E, nu, **reference) if n <= 16 else None
+    c_ref = homogenized_stiffness(E, nu, options=reference) if n <= 16 else None
     for dtype, tol in ((torch.float64, 1e-9), (torch.float32, 2e-5)):
         e = E.to(CUDA, dtype).requires_grad_()
         v = nu.to(CUDA, dtype).requires_grad_()

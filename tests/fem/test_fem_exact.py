@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from matdiff.fem import bulk_modulus, homogenized_stiffness
+from matdiff.fem import SolveOptions, bulk_modulus, homogenized_stiffness
 
 
 def iso_stiffness(E: float, nu: float, dim: int, plane: str = "stress") -> torch.Tensor:
@@ -39,9 +39,9 @@ def test_homogeneous_exact(dim, n, dtype, solver):
     E = torch.full((2,) + (n,) * dim, E0, dtype=dtype)
     nu = torch.full_like(E, nu0)
     tol = 1e-10 if dtype == torch.float64 else 2e-5
-    k = bulk_modulus(E, nu, solver=solver)
+    k = bulk_modulus(E, nu, options=SolveOptions(solver))
     err_k = float(((k - E0 / (3 * (1 - 2 * nu0))) / (E0 / (3 * (1 - 2 * nu0)))).abs().max())
-    c = homogenized_stiffness(E, nu, solver=solver).double()
+    c = homogenized_stiffness(E, nu, options=SolveOptions(solver)).double()
     c_ref = iso_stiffness(E0, nu0, dim)
     err_c = float((c - c_ref).abs().max() / c_ref.abs().max())
     print(f"homogeneous dim={dim} {dtype} {solver}: K rel err {err_k:.2e}, C_hom rel err {err_c:.2e}")
@@ -88,7 +88,7 @@ def test_laminate_closed_form(dim, n, solver, tol):
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731 (python scalars in where give float32)
     E = torch.where(m, f64(200.0), f64(2.0))
     nu = torch.where(m, f64(0.2), f64(0.4))
-    c = homogenized_stiffness(E, nu, solver=solver)[0]
+    c = homogenized_stiffness(E, nu, options=SolveOptions(solver))[0]
     f1 = pattern.double().mean()
     cs = torch.stack([iso_stiffness(200.0, 0.2, dim), iso_stiffness(2.0, 0.4, dim)])
     ref = laminate_reference(cs, torch.stack([f1, 1 - f1]), dim)
@@ -167,3 +167,33 @@ def test_symmetry_mirror_rotation(dim, n):
     print(f"symmetry dim={dim}: worst |C' - Q.C| {worst:.2e} GPa, K diff {float((k - kk).abs()):.2e}")
     assert worst < 1e-7 * float(c.abs().max())
     assert torch.allclose(k, kk, rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["mg", "direct"])
+@pytest.mark.parametrize(
+    "shape,voxel_size",
+    [((12, 8), None), ((12, 8), (0.3, 0.2)), ((6, 8, 4), None), ((6, 8, 4), (0.1, 0.2, 0.15))],
+)
+def test_homogeneous_exact_on_non_square_boxes(shape, voxel_size, solver):
+    """A homogeneous box of square / cubic or anisotropic voxels gives its own K and C exactly."""
+    dim = len(shape)
+    E = torch.full((1, *shape), 70.0, dtype=torch.float64)
+    nu = torch.full_like(E, 0.3)
+    options = SolveOptions(solver)
+    k = bulk_modulus(E, nu, voxel_size=voxel_size, options=options)
+    c = homogenized_stiffness(E, nu, voxel_size=voxel_size, options=options)[0]
+    c_ref = iso_stiffness(70.0, 0.3, dim)
+    assert torch.allclose(k, torch.tensor([70.0 / (3 * 0.4)], dtype=torch.float64), rtol=1e-10)
+    assert float((c - c_ref).abs().max() / c_ref.abs().max()) < 1e-10
+
+
+@pytest.mark.parametrize("shape", [(12, 10), (6, 8, 4)])
+def test_voxel_scale_does_not_change_averages(shape):
+    """K and C_hom are volume averages: the same for any uniform voxel size; a non-square field is solved on
+    square voxels, not stretched onto the unit square."""
+    E, nu, _ = two_phase((2, *shape), seed=5)
+    k, c = bulk_modulus(E, nu), homogenized_stiffness(E, nu)
+    assert torch.allclose(bulk_modulus(E, nu, voxel_size=3.0), k, rtol=1e-10)
+    assert torch.allclose(homogenized_stiffness(E, nu, voxel_size=3.0), c, rtol=1e-10, atol=1e-10)
+    stretched = bulk_modulus(E, nu, voxel_size=tuple(1.0 / m for m in shape))
+    assert float(((stretched - k) / k).abs().max()) > 1e-4

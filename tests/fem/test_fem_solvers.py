@@ -7,11 +7,17 @@ import pytest
 import scipy.sparse.linalg as spla
 import torch
 
-from matdiff.fem import ConvergenceError, WarmStart, bulk_modulus, homogenized_stiffness, solve_displacement
-from matdiff.fem.elements import lame
+from matdiff.fem import (
+    ConvergenceError,
+    SolveOptions,
+    WarmStart,
+    bulk_modulus,
+    homogenized_stiffness,
+    solve_displacement,
+)
 from matdiff.fem.grid import free_mask
-from matdiff.fem.operators import IsotropicOperator
-from matdiff.fem.properties import batch_chunks
+from matdiff.fem.laws import IsotropicOperator, lame
+from matdiff.fem.problems import batch_chunks
 from matdiff.fem.solvers import (
     DenseCoarseSolver,
     LinearSystem,
@@ -42,17 +48,17 @@ def particles(shape, seed, contrast=100.0, dtype=torch.float64):
 @pytest.mark.parametrize("dim,n", [(2, 16), (3, 8)])
 def test_solvers_agree(dim, n):
     E, nu = particles((2,) + (n,) * dim, 0)
-    ref_k = bulk_modulus(E, nu, solver="direct")
-    ref_c = homogenized_stiffness(E, nu, solver="direct")
+    ref_k = bulk_modulus(E, nu, options=SolveOptions("direct"))
+    ref_c = homogenized_stiffness(E, nu, options=SolveOptions("direct"))
     worst = {}
     for solver in ("mg", "mg-operator", "jacobi"):
-        k = bulk_modulus(E, nu, solver=solver)
-        c = homogenized_stiffness(E, nu, solver=solver)
+        k = bulk_modulus(E, nu, options=SolveOptions(solver))
+        c = homogenized_stiffness(E, nu, options=SolveOptions(solver))
         worst[solver] = max(
             float(((k - ref_k) / ref_k).abs().max()), float((c - ref_c).abs().max() / ref_c.abs().max())
         )
-    k32 = bulk_modulus(E.float(), nu.float(), solver="mg")
-    c32 = homogenized_stiffness(E.float(), nu.float(), solver="mg")
+    k32 = bulk_modulus(E.float(), nu.float(), options=SolveOptions("mg"))
+    c32 = homogenized_stiffness(E.float(), nu.float(), options=SolveOptions("mg"))
     worst["mg float32"] = max(
         float(((k32.double() - ref_k) / ref_k).abs().max()),
         float((c32.double() - ref_c).abs().max() / ref_c.abs().max()),
@@ -63,8 +69,8 @@ def test_solvers_agree(dim, n):
 
 def test_multigrid_iterations_and_warm_start():
     E, nu = particles((1, 32, 32), 1)
-    cold = solve_displacement(E, nu, solver="mg")
-    jac = solve_displacement(E, nu, solver="jacobi")
+    cold = solve_displacement(E, nu, options=SolveOptions("mg"))
+    jac = solve_displacement(E, nu, options=SolveOptions("jacobi"))
     warm = WarmStart()
     bulk_modulus(E, nu, warm_start=warm)
     first = warm.iterations["affine"]
@@ -77,7 +83,7 @@ def test_multigrid_iterations_and_warm_start():
     assert cold.iterations * 5 < jac.iterations
     assert warm.iterations["affine"] < first
     assert cold.u.shape == (1, 1, 2, 33, 33)
-    again = solve_displacement(E, nu, solver="mg", x0=cold.u)
+    again = solve_displacement(E, nu, x0=cold.u, options=SolveOptions("mg"))
     assert again.iterations <= 1 and torch.allclose(again.u, cold.u, atol=1e-8)
     per = solve_displacement(E, nu, bc="periodic")
     assert per.u.shape == (1, 3, 2, 32, 32) and bool(per.converged.all())
@@ -96,13 +102,13 @@ def test_warm_start_reuses_multigrid_hierarchy(quantity):
     kept = []
     for e in fields:
         e = e.clone().requires_grad_()
-        value = fn(e, nu, solver="mg", warm_start=warm)
+        value = fn(e, nu, warm_start=warm, options=SolveOptions("mg"))
         (grad,) = torch.autograd.grad(value.sum(), e)
         kept.append(warm.hierarchy(key))
     assert kept[0] is None  # a cold solve keeps nothing
     assert kept[1] is not None and kept[2] is kept[1]  # built in call 2, reused (not rebuilt) in call 3
     e = fields[2].clone().requires_grad_()
-    ref = fn(e, nu, solver="mg")
+    ref = fn(e, nu, options=SolveOptions("mg"))
     (ref_grad,) = torch.autograd.grad(ref.sum(), e)
     assert torch.allclose(value, ref, rtol=1e-8, atol=1e-8)
     assert torch.allclose(grad, ref_grad, rtol=1e-6, atol=1e-8 * float(ref_grad.abs().max()))
@@ -112,10 +118,10 @@ def test_reused_hierarchy_takes_the_new_fine_operator():
     E, nu = particles((2, 16, 16), 6)
     lam, mu = lame(E, nu, 2)
     lam2, mu2 = lame(3.0 * E.flip(1), nu.flip(1), 2)  # very different materials
-    first = LinearSystem(IsotropicOperator(lam, mu, False), "mg", rtol=1e-10)
+    first = LinearSystem(IsotropicOperator(lam, mu, False), SolveOptions("mg", rtol=1e-10))
     op2 = IsotropicOperator(lam2, mu2, False)
-    reused = LinearSystem(op2, "mg", rtol=1e-10, hierarchy=first.multigrid)
-    fresh = LinearSystem(op2, "mg", rtol=1e-10)
+    reused = LinearSystem(op2, SolveOptions("mg", rtol=1e-10), hierarchy=first.multigrid)
+    fresh = LinearSystem(op2, SolveOptions("mg", rtol=1e-10))
     assert reused.reused and not fresh.reused
     assert reused.multigrid.levels[0].op is op2 and reused.multigrid.levels[1] is first.multigrid.levels[1]
     b = reused.mask * torch.randn(2, 1, 2, 17, 17, generator=torch.Generator().manual_seed(0), dtype=E.dtype)
@@ -123,8 +129,10 @@ def test_reused_hierarchy_takes_the_new_fine_operator():
     x_fresh, _ = fresh.solve(b)
     assert bool(info.converged.all()) and torch.allclose(x_reused, x_fresh, rtol=1e-7, atol=1e-9)
     # a hierarchy of another batch size or prolongation is not reused
-    assert not LinearSystem(op2.select(torch.tensor([0])), "mg", hierarchy=first.multigrid).reused
-    assert not LinearSystem(op2, "mg-operator", hierarchy=first.multigrid).reused
+    assert not LinearSystem(
+        op2.select(torch.tensor([0])), SolveOptions("mg"), hierarchy=first.multigrid
+    ).reused
+    assert not LinearSystem(op2, SolveOptions("mg-operator"), hierarchy=first.multigrid).reused
 
 
 def test_kept_hierarchy_is_dropped_when_iterations_grow():
@@ -150,10 +158,10 @@ def test_kept_hierarchy_is_dropped_when_iterations_grow():
 def test_batch_chunks_and_warm_start_keys():
     E, nu = particles((3, 8, 8, 8), 4)
     warm = WarmStart()
-    k_all = bulk_modulus(E, nu, batch_size=3)
-    k_one = bulk_modulus(E, nu, batch_size=1, warm_start=warm)
-    c_all = homogenized_stiffness(E, nu, batch_size=3)
-    c_two = homogenized_stiffness(E, nu, batch_size=2)
+    k_all = bulk_modulus(E, nu, options=SolveOptions(batch_size=3))
+    k_one = bulk_modulus(E, nu, warm_start=warm, options=SolveOptions(batch_size=1))
+    c_all = homogenized_stiffness(E, nu, options=SolveOptions(batch_size=3))
+    c_two = homogenized_stiffness(E, nu, options=SolveOptions(batch_size=2))
     assert torch.allclose(k_all, k_one, rtol=1e-9) and torch.allclose(c_all, c_two, rtol=1e-9, atol=1e-9)
     assert set(warm.fields) == {"affine@0", "affine@1", "affine@2"}
     sizes = [sl.stop - sl.start for sl in batch_chunks(torch.zeros(40, 64, 64), None)]
@@ -163,8 +171,8 @@ def test_batch_chunks_and_warm_start_keys():
 def test_nonconvergence_raises_or_flags():
     E, nu = particles((1, 16, 16), 2)
     with pytest.raises(ConvergenceError):
-        bulk_modulus(E, nu, solver="jacobi", maxiter=3)
-    sol = solve_displacement(E, nu, solver="jacobi", maxiter=3, raise_on_failure=False)
+        bulk_modulus(E, nu, options=SolveOptions("jacobi", maxiter=3))
+    sol = solve_displacement(E, nu, options=SolveOptions("jacobi", maxiter=3), raise_on_failure=False)
     assert not bool(sol.converged.all())
 
 
@@ -201,7 +209,7 @@ def test_bad_options_raise():
     with pytest.raises(ValueError, match="plane"):
         bulk_modulus(E, nu, plane="membrane")
     with pytest.raises(ValueError, match="solver"):
-        bulk_modulus(E, nu, solver="amg")
+        bulk_modulus(E, nu, options=SolveOptions(solver="amg"))
     with pytest.raises(ValueError, match="bc"):
         solve_displacement(E, nu, bc="neumann")
 
@@ -217,13 +225,13 @@ def test_pcg_drops_converged_samples(solver, bc, monkeypatch):
     )
     parts = [particles((1, 16, 16), s, contrast=c) for s, c in ((0, 3.0), (1, 100.0), (2, 1000.0), (3, 10.0))]
     E, nu = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    batch = solve_displacement(E, nu, bc=bc, solver=solver)
+    batch = solve_displacement(E, nu, bc=bc, options=SolveOptions(solver))
     assert (
         selected and selected == sorted(selected, reverse=True) and selected[-1] >= 1
     )  # compacted, shrinking
     selected.clear()
     for i in range(4):
-        one = solve_displacement(E[i : i + 1], nu[i : i + 1], bc=bc, solver=solver)
+        one = solve_displacement(E[i : i + 1], nu[i : i + 1], bc=bc, options=SolveOptions(solver))
         err = float((batch.u[i] - one.u[0]).abs().max() / one.u[0].abs().max())
         assert err < 1e-8, (i, err)
         assert one.iterations <= batch.iterations
@@ -273,3 +281,34 @@ def test_auto_solver_choice():
     E, nu = particles((1, 16, 16), 5)
     assert solve_displacement(E, nu).solver == "direct"
     assert solve_displacement(E, nu, x0=solve_displacement(E, nu).u).solver == "mg"
+
+
+def test_solve_options():
+    """Validation at construction, defaults by dtype and solver, immutability."""
+    for kwargs, match in (
+        ({"solver": "amg"}, "solver"),
+        ({"rtol": 0.0}, "rtol"),
+        ({"maxiter": -1}, "maxiter"),
+        ({"batch_size": 0}, "batch_size"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            SolveOptions(**kwargs)
+    options = SolveOptions()
+    assert options.tolerance(torch.float32) == 1e-6 and options.tolerance(torch.float64) == 1e-10
+    assert options.iteration_limit(True) == 500 and options.iteration_limit(False) == 20000
+    assert SolveOptions(rtol=1e-3, maxiter=7).tolerance(torch.float32) == 1e-3
+    assert SolveOptions(maxiter=7).iteration_limit(True) == 7
+    with pytest.raises(AttributeError):
+        options.rtol = 1.0
+
+
+@pytest.mark.parametrize("bc", ["affine", "periodic"])
+def test_solve_displacement_in_chunks(bc):
+    """options.batch_size chunks solve_displacement like the other public functions: same fields."""
+    E, nu = particles((3, 16, 16), 7)
+    whole = solve_displacement(E, nu, bc=bc, options=SolveOptions("mg"))
+    chunked = solve_displacement(E, nu, bc=bc, options=SolveOptions("mg", batch_size=2))
+    assert torch.allclose(chunked.u, whole.u, rtol=1e-8, atol=1e-10)
+    assert chunked.converged.shape == whole.converged.shape and chunked.solver == "mg"
+    mixed = solve_displacement(E[:, :8, :8], nu[:, :8, :8], bc=bc, options=SolveOptions(batch_size=2))
+    assert mixed.solver == "direct" and mixed.u.shape[0] == 3

@@ -5,12 +5,12 @@ import pytest
 import torch
 from test_fem_solvers import particles
 
-from matdiff.fem.elements import lame
+from matdiff.fem import SolveOptions
 from matdiff.fem.grid import free_mask, node_shape
-from matdiff.fem.operators import IsotropicOperator
-from matdiff.fem.problems import affine_solve, build_system, periodic_solve
-from matdiff.fem.solvers import sparse_stiffness
-from matdiff.fem.transfer import LinearTransfer, linear_galerkin_matrices, operator_level
+from matdiff.fem.laws import IsotropicOperator, lame
+from matdiff.fem.problems import affine_solve, periodic_solve
+from matdiff.fem.solvers import LinearSystem, sparse_stiffness
+from matdiff.fem.transfer import LinearTransfer, operator_level
 
 
 def fine_operator(dim, n, periodic, contrast=100.0, seed=0):
@@ -33,7 +33,7 @@ def hierarchy_level(dim, n, periodic, kind, contrast=100.0):
     op = fine_operator(dim, n, periodic, contrast)
     el_c = tuple(m // 2 for m in op.el_shape)
     if kind == "geometric":
-        return op, LinearTransfer(periodic), linear_galerkin_matrices(op, 1)[0], el_c
+        return op, LinearTransfer(periodic), op.linear_galerkin_matrices(1)[0], el_c
     transfer, ke_coarse = operator_level(op, el_c, periodic)
     return op, transfer, ke_coarse, el_c
 
@@ -71,7 +71,7 @@ def test_linear_galerkin_two_levels_down_equals_nested_products(dim, n, periodic
     P1, P2 = dense_prolongation(transfer, el1, periodic).numpy(), dense_prolongation(transfer, el2, periodic)
     K = sparse_stiffness(op.element_matrices()[0].numpy(), op.el_shape, periodic).toarray()
     nested = P2.numpy().T @ P1.T @ K @ P1 @ P2.numpy()
-    K2 = sparse_stiffness(linear_galerkin_matrices(op, 2)[1][0].numpy(), el2, periodic).toarray()
+    K2 = sparse_stiffness(op.linear_galerkin_matrices(2)[1][0].numpy(), el2, periodic).toarray()
     free = free_dofs(el2, periodic)
     err = np.abs(nested[np.ix_(free, free)] - K2[np.ix_(free, free)]).max() / np.abs(K2).max()
     assert err < 1e-12, f"two-level linear Galerkin: {err:.2e}"
@@ -125,8 +125,9 @@ def test_operator_prolongation_needs_fewer_iterations_at_high_contrast(dim, n, p
     lam, mu = lame(E, nu, dim)
     its, fields = {}, {}
     for solver in ("mg-operator", "mg"):
-        system, _ = build_system(lam, mu, periodic, solver, None, None)
-        fields[solver], _, info = (periodic_solve if periodic else affine_solve)(system)
+        op = IsotropicOperator(lam, mu, periodic)
+        system = LinearSystem(op, SolveOptions(solver))
+        fields[solver], _, info = (periodic_solve if periodic else affine_solve)(system, op.h)
         its[solver] = info.iterations
     print(f"PCG iterations at contrast 1000, {dim}D n={n} periodic={periodic}: {its}")
     assert its["mg-operator"] < its["mg"], its

@@ -1,15 +1,22 @@
-"""Reference element matrices of bilinear quads / trilinear hexes and Lame parameters per element.
+"""Bilinear quads / trilinear hexes on voxel grids: voxel sizes, the 2^d-point Gauss rule and its
+displacement-gradient (B) operators, element matrices from Gauss-point tangents and internal forces from
+Gauss-point stresses. Nothing here knows a material law (``laws``).
 
+Geometry: a field of el_shape elements (H, W) / (D, H, W) describes a box of voxels with sides h per axis,
+by default square / cubic with h = 1 / max(el_shape) (``element_sizes``), so a square / cubic grid is the
+unit square / cube and a non-square grid keeps the aspect ratio of its element counts.
 Local degree-of-freedom order of an element: corner-major, component-minor, ``dof = corner * d + comp``.
 Corners are the 2^d offsets in ``itertools.product((0, 1), repeat=d)`` over the spatial axes in array
-order ((y, x) in 2D, (z, y, x) in 3D); displacement components are in the same axis order.
-An isotropic element matrix is ``k_e = lam_e * K_lam + mu_e * K_mu`` with two constant reference matrices.
+order ((y, x) in 2D, (z, y, x) in 3D); displacement components and tensor indices are in the same axis order.
+Gauss-point fields are (B, n_el, n_gauss, d, d) (n_gauss = 2^d, lexicographic like the corners); element
+vectors are (B, n_loc, n_el) (``grid`` adds a right-hand-side axis: (B, R, n_loc, n_el)).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,71 +29,108 @@ def corner_offsets(dim: int) -> np.ndarray:
     return np.array(list(itertools.product((0, 1), repeat=dim)), dtype=np.int64)
 
 
+def element_sizes(
+    el_shape: Sequence[int], voxel_size: float | Sequence[float] | None = None
+) -> tuple[float, ...]:
+    """Voxel side lengths per array axis (unit lengths): voxel_size as given (one float: square / cubic
+    voxels; one per axis: anisotropic), default 1 / max(el_shape), the longest side of the box being 1."""
+    d = len(el_shape)
+    if voxel_size is None:
+        return (1.0 / max(el_shape),) * d
+    h = (float(voxel_size),) * d if np.isscalar(voxel_size) else tuple(float(s) for s in voxel_size)
+    if len(h) != d or not all(np.isfinite(s) and s > 0 for s in h):
+        raise ValueError(f"voxel_size must be one positive length or {d} of them, got {voxel_size!r}")
+    return h
+
+
+def box_volume(el_shape: Sequence[int], h: Sequence[float]) -> float:
+    """Volume (area in 2D) of the box of el_shape voxels of sides h, in unit lengths^d."""
+    return float(np.prod([m * s for m, s in zip(el_shape, h, strict=True)]))
+
+
+def quadrature_weight(h: Sequence[float]) -> float:
+    """Weight of each of the 2^d Gauss points of an element of sides h: its volume / 2^d."""
+    return float(np.prod(h)) / 2 ** len(h)
+
+
 @functools.lru_cache(maxsize=32)
-def _reference_numpy(h: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """K_lam, K_mu (n_loc, n_loc) and the divergence vector int_e div N (n_loc,) for element sizes h."""
+def _gradient_numpy(h: tuple[float, ...]) -> np.ndarray:
+    """G (n_gauss, d, d, n_loc), float64: G[g, a, b, i] = d u_a / d X_b at Gauss point g for unit dof i."""
     d = len(h)
     corners = corner_offsets(d)
-    g = (1.0 + np.array([-1.0, 1.0]) / np.sqrt(3.0)) / 2.0
-    pts = np.array(list(itertools.product(g, repeat=d)))  # (n_gauss, d) in [0, 1]^d
-    weight = np.prod(h) / 2**d
+    pts = (1.0 + np.array(list(itertools.product((-1.0, 1.0), repeat=d))) / np.sqrt(3.0)) / 2.0  # in [0, 1]^d
     f = np.where(corners[None] == 1, pts[:, None], 1.0 - pts[:, None])  # (n_gauss, n_corner, d)
     sign = np.where(corners == 1, 1.0, -1.0)  # (n_corner, d)
     dn = np.stack(
         [np.prod(np.delete(f, a, axis=2), axis=2) * sign[:, a] / h[a] for a in range(d)], axis=2
-    )  # dN_c / dX_a, (n_gauss, n_corner, d)
-    grad = np.einsum("gcb,ai->gciab", dn, np.eye(d))  # d u_a / d X_b for dof (c, i)
-    eps = 0.5 * (grad + grad.swapaxes(-1, -2))
-    eps = eps.reshape(len(pts), corners.shape[0] * d, d, d)
-    div = np.trace(eps, axis1=-2, axis2=-1)  # (n_gauss, n_loc)
-    k_lam = weight * np.einsum("gi,gj->ij", div, div)
-    k_mu = weight * 2.0 * np.einsum("giab,gjab->ij", eps, eps)
-    return k_lam, k_mu, weight * div.sum(axis=0)
+    )  # dN_c / dX_b, (n_gauss, n_corner, d)
+    grad = np.einsum("gcb,ai->gabci", dn, np.eye(d))  # d u_a / d X_b for dof (corner c, component i)
+    return grad.reshape(len(pts), d, d, corners.shape[0] * d)
 
 
-def reference_matrices(
-    h: tuple[float, ...], dtype: torch.dtype, device: torch.device | str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """K_lam, K_mu (n_loc, n_loc) and div vector (n_loc,) for an element of sizes h (unit-cell lengths)."""
-    return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in _reference_numpy(tuple(h)))
+def gradient_operator(h: Sequence[float], dtype: torch.dtype, device) -> torch.Tensor:
+    """Displacement-gradient operator G (n_gauss, d, d, n_loc) of an element of sides h: grad u at Gauss
+    point g is G[g] @ u_e (1 / unit lengths)."""
+    return torch.as_tensor(_gradient_numpy(tuple(h)), dtype=dtype, device=device)
 
 
-def lame(
-    E: torch.Tensor, nu: torch.Tensor, dim: int, plane: str = "stress"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lame parameters (lam, mu) in GPa per element; 2D plane stress uses lam* = E nu / (1 - nu^2)."""
-    mu = E / (2.0 * (1.0 + nu))
-    if dim == 2 and plane == "stress":
-        return E * nu / (1.0 - nu * nu), mu
-    return E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu)), mu
+def voigt_pairs(dim: int) -> list[tuple[int, int]]:
+    """Array-axis index pairs of the Voigt components (xx, yy, xy) / (xx, yy, zz, yz, xz, xy); physical axis
+    p (x=0, y=1, z=2) is array axis dim-1-p."""
+    pairs = [(0, 0), (1, 1), (0, 1)] if dim == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    return [(dim - 1 - p, dim - 1 - q) for p, q in pairs]
 
 
-def check_inputs(E: torch.Tensor, nu: torch.Tensor, plane: str = "stress") -> int:
-    """Validate element properties (B, H, W) / (B, D, H, W); return the dimension or raise ValueError."""
-    for name, t in (("E", E), ("nu", nu)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"{name} must be float32 or float64, got {t.dtype}")
-    if E.shape != nu.shape:
-        raise ValueError(f"E and nu shapes differ: {tuple(E.shape)} vs {tuple(nu.shape)}")
-    if E.dtype != nu.dtype or E.device != nu.device:
-        raise ValueError(
-            f"E and nu must share dtype and device, got {E.dtype}/{E.device} and {nu.dtype}/{nu.device}"
-        )
-    if E.ndim not in (3, 4):
-        raise ValueError(f"E and nu must be (B, H, W) or (B, D, H, W), got ndim={E.ndim}")
-    if E.shape[0] < 1 or min(E.shape[1:]) < 2:
-        raise ValueError(f"need a batch >= 1 and at least 2 elements per axis, got shape {tuple(E.shape)}")
-    if plane not in PLANES:
-        raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
-    with torch.no_grad():
-        if not bool(torch.isfinite(E).all()):
-            raise ValueError("E contains NaN or inf")
-        if not bool(torch.isfinite(nu).all()):
-            raise ValueError("nu contains NaN or inf")
-        if not bool((E > 0).all()):
-            raise ValueError(f"E must be > 0 GPa, min is {float(E.min())}")
-        if not bool(((nu > -1) & (nu < 0.5)).all()):
-            raise ValueError(f"nu must lie in (-1, 0.5), range is [{float(nu.min())}, {float(nu.max())}]")
-    return E.ndim - 1
+def strain_operator(h: Sequence[float], dtype: torch.dtype, device) -> torch.Tensor:
+    """Strain-displacement operator B (n_gauss, n_voigt, n_loc) of an element of sides h: the Voigt strain
+    (engineering shear) at Gauss point g is B[g] @ u_e."""
+    g = _gradient_numpy(tuple(h))
+    eps = 0.5 * (g + g.swapaxes(1, 2))
+    rows = [eps[:, a, b] * (1.0 if a == b else 2.0) for a, b in voigt_pairs(len(h))]
+    return torch.as_tensor(np.stack(rows, axis=1), dtype=dtype, device=device)
+
+
+def voigt_to_tensor(c: torch.Tensor) -> torch.Tensor:
+    """Fourth-order tangent (..., d, d, d, d) in array axis order of a Voigt stiffness (..., n_voigt, n_voigt)
+    (engineering shear, ``voigt_pairs`` order), with the minor symmetries."""
+    n = c.shape[-1]
+    d = 2 if n == 3 else 3
+    out = c.new_zeros(*c.shape[:-2], d, d, d, d)
+    pairs = voigt_pairs(d)
+    for (v, (a, b)), (w, (p, q)) in itertools.product(enumerate(pairs), repeat=2):
+        for i, j, k, m in {(a, b, p, q), (b, a, p, q), (a, b, q, p), (b, a, q, p)}:
+            out[..., i, j, k, m] = c[..., v, w]
+    return out
+
+
+def displacement_gradient(ue: torch.Tensor, h: Sequence[float]) -> torch.Tensor:
+    """grad u (B, n_el, n_gauss, d, d) at the Gauss points from element vectors ue (B, n_loc, n_el)."""
+    g = gradient_operator(h, ue.dtype, ue.device)
+    return torch.einsum("gabi,zin->zngab", g, ue)
+
+
+def element_matrices(tangent: torch.Tensor, h: Sequence[float]) -> torch.Tensor:
+    """k_e = sum_g w_g G_g^T A_g G_g (B, n_el, n_loc, n_loc) from Gauss-point tangents A = d stress / d grad u
+    (B, n_el, n_gauss or 1, d, d, d, d) in GPa."""
+    g = gradient_operator(h, tangent.dtype, tangent.device)
+    n_gauss, d, n_loc = g.shape[0], g.shape[1], g.shape[-1]
+    a = tangent.expand(*tangent.shape[:2], n_gauss, *tangent.shape[3:]).reshape(
+        *tangent.shape[:2], n_gauss, d * d, d * d
+    )
+    gm = g.reshape(n_gauss, d * d, n_loc)
+    return quadrature_weight(h) * torch.einsum("gpi,zngpj->znij", gm, a @ gm)
+
+
+def internal_forces(stress: torch.Tensor, h: Sequence[float]) -> torch.Tensor:
+    """f_e = sum_g w_g G_g^T P_g (B, n_loc, n_el) from Gauss-point stresses P (B, n_el, n_gauss, d, d) in GPa
+    (Cauchy stress in small strain, first Piola-Kirchhoff stress in finite strain)."""
+    g = gradient_operator(h, stress.dtype, stress.device)
+    return quadrature_weight(h) * torch.einsum("gabi,zngab->zin", g, stress)
+
+
+def divergence_vector(h: Sequence[float], dtype: torch.dtype, device) -> torch.Tensor:
+    """int_e div N (n_loc,) of an element of sides h: int_e div u = divergence_vector @ u_e."""
+    g = _gradient_numpy(tuple(h))
+    return torch.as_tensor(
+        quadrature_weight(h) * np.trace(g, axis1=1, axis2=2).sum(0), dtype=dtype, device=device
+    )

@@ -1,8 +1,10 @@
-"""Structured-grid index operations: element gather/scatter, masks, affine fields, coarse-element grouping.
+"""Structured-grid operations: element gather/scatter, per-element products, masks, affine fields,
+coarse-element grouping.
 
 A nodal field is a tensor (B, R, d, *nodes): batch, right-hand sides (load cases), displacement
 components in array axis order, and nodes. Dirichlet grids have n+1 nodes per axis, periodic grids n
-(node n is node 0). Element vectors are (B, R, n_loc, n_el) with the local order of ``elements``.
+(node n is node 0). Element vectors are (B, R, n_loc, n_el) with the local order of ``elements``. Node
+coordinates X are node index times the voxel sides h (``elements.element_sizes``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from .elements import corner_offsets
+from .tuning import BROADCAST_LIMIT
 
 
 def node_shape(el_shape: tuple[int, ...], periodic: bool) -> tuple[int, ...]:
@@ -71,20 +74,45 @@ def free_mask(el_shape: tuple[int, ...], periodic: bool, dtype: torch.dtype, dev
     return mask[None, None, None]
 
 
-def affine_field(el_shape: tuple[int, ...], strain: torch.Tensor) -> torch.Tensor:
-    """Nodal field u = strain @ X on the closed grid, shape (R, d, *nodes); strain (R, d, d) in axis order."""
+def affine_field(el_shape: tuple[int, ...], strain: torch.Tensor, h: tuple[float, ...]) -> torch.Tensor:
+    """Nodal field u = strain @ X on the closed grid of voxels of sides h, shape (R, d, *nodes); strain
+    (R, d, d) in axis order."""
     d = len(el_shape)
-    axes = [torch.arange(m + 1, dtype=strain.dtype, device=strain.device) / m for m in el_shape]
-    x = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (d, *nodes), unit cell
+    axes = [
+        torch.arange(m + 1, dtype=strain.dtype, device=strain.device) * s
+        for m, s in zip(el_shape, h, strict=True)
+    ]
+    x = torch.stack(torch.meshgrid(*axes, indexing="ij"))  # (d, *nodes)
     return torch.einsum("rij,j...->ri...", strain, x).reshape(strain.shape[0], d, *x.shape[1:])
 
 
-def element_affine(el_shape: tuple[int, ...], strain: torch.Tensor) -> torch.Tensor:
-    """Element vector of u = strain @ (X - X_corner0), shape (R, n_loc): same in every element."""
-    d = len(el_shape)
-    h = torch.tensor([1.0 / m for m in el_shape], dtype=strain.dtype, device=strain.device)
-    off = torch.as_tensor(corner_offsets(d), dtype=strain.dtype, device=strain.device) * h  # (nc, d)
+def element_affine(strain: torch.Tensor, h: tuple[float, ...]) -> torch.Tensor:
+    """Element vector of u = strain @ (X - X_corner0), shape (R, n_loc), for voxels of sides h: the same in
+    every element."""
+    sizes = torch.tensor(h, dtype=strain.dtype, device=strain.device)
+    off = torch.as_tensor(corner_offsets(len(h)), dtype=strain.dtype, device=strain.device) * sizes  # (nc, d)
     return torch.einsum("rij,cj->rci", strain, off).reshape(strain.shape[0], -1)
+
+
+def local_matvec(mt: torch.Tensor, ve: torch.Tensor) -> torch.Tensor:
+    """Per-element matrix-vector products: mt[b, j, i, n] = m_n[i, j] (b and n may be 1), element vectors
+    ve (B, R, n_j, n_el) -> (B, R, n_i, n_el).
+
+    Small problems (the coarser 3D levels) form the whole product and sum it (two ops); larger ones do one
+    multiply-add per column, which keeps the temporaries in cache (``tuning.BROADCAST_LIMIT``).
+    """
+    b, r = max(mt.shape[0], ve.shape[0]), ve.shape[1]
+    if b * r * mt.shape[1] * mt.shape[2] * max(mt.shape[3], ve.shape[3]) <= BROADCAST_LIMIT:
+        return (mt.transpose(1, 2)[:, None] * ve[:, :, None]).sum(3)
+    out = mt[:, None, 0] * ve[:, :, 0:1]
+    for j in range(1, mt.shape[1]):
+        out.addcmul_(mt[:, None, j], ve[:, :, j : j + 1])
+    return out
+
+
+def sum64(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Sum over dims with float64 accumulation, cast back to x's dtype."""
+    return torch.sum(x, dim=dims, dtype=torch.float64).to(x.dtype)
 
 
 def element_dofs(el_shape: tuple[int, ...], periodic: bool) -> np.ndarray:

@@ -65,7 +65,7 @@ def _signatures(lib: ctypes.CDLL) -> None:
     ptr, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     product = [ptr, ptr, i64, i64, i32, ptr, i32, i32, ptr, ptr, i32]
     for dtype in ("f32", "f64"):
-        getattr(lib, f"matdiff_isotropic_{dtype}").argtypes = [*product, ptr, ptr]
+        getattr(lib, f"matdiff_isotropic_{dtype}").argtypes = [*product, ptr, ptr, ptr]
         getattr(lib, f"matdiff_packed_{dtype}").argtypes = [*product, ptr]
         getattr(lib, f"matdiff_prolong_{dtype}").argtypes = [ptr, ptr, ptr, i64, i32, ptr, i32, i32]
         getattr(lib, f"matdiff_restrict_{dtype}").argtypes = [ptr, ptr, i64, i32, ptr, i32, i32]
@@ -125,8 +125,9 @@ def product(
 ) -> torch.Tensor:
     """Epilogue `mode` of K u for a nodal field u (B, R, d, *nodes), the kernels' one entry point.
 
-    kind "isotropic": matrices (coef (B, 2, n_el), kref (2, n_loc, n_loc)), k_e = coef[b, 0, e] K_lam +
-    coef[b, 1, e] K_mu with kref the stacked (K_lam, K_mu); kind "packed": matrices (kp,) from ``pack_upper``.
+    kind "isotropic": matrices (coef (B, 2, n_el), kref (2, n_loc, n_loc), h (d,)), k_e = coef[b, 0, e] K_lam
+    + coef[b, 1, e] K_mu with kref the stacked (K_lam, K_mu) of voxels of sides h (the 3D kernel evaluates
+    them from h); kind "packed": matrices (kp,) from ``pack_upper``.
     mode: PRODUCT (K u), MASKED (w K u, w a free-node mask (1, 1, 1, *nodes)), RESIDUAL (r - K u, times the
     mask w if given), JACOBI (u + w (r - K u), w (B, 1, d, *nodes)); r like u."""
     u = u.contiguous()

@@ -1,5 +1,5 @@
-"""Boundary-value problems on the unit cell: affine Dirichlet (hydrostatic) and periodic homogenization,
-their right-hand sides, warm-start state, and the public displacement solve."""
+"""Boundary-value problems on a box of voxels: affine Dirichlet (hydrostatic) and periodic homogenization,
+their right-hand sides, batch chunks, warm-start state, and the public displacement solve."""
 
 from __future__ import annotations
 
@@ -7,19 +7,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .elements import check_inputs, lame, reference_matrices
+from .elements import element_sizes, voigt_pairs
 from .grid import affine_field, element_affine, scatter
-from .operators import IsotropicOperator
+from .laws.linear_elastic import LinearElastic, check_inputs, lame
+from .options import SolveOptions
 from .solvers import ConvergenceError, LinearSystem, Multigrid, SolveInfo
+from .tuning import CPU_CHUNK_ELEMENTS, REBUILD_GROWTH
 
 BCS = ("affine", "periodic")
-
-
-# a reused multigrid hierarchy is dropped (rebuilt on the next call) once a solve with it takes more than this
-# many times the fewest PCG iterations it has had (counting the warm-started solve it was built in). Guided
-# design, bundled 2D 32^2 model, 50 samples, 100 TFG steps (2-core CPU): 15-20 rebuilds, 7-15 iterations per
-# solve as with a fresh hierarchy every step; never rebuilding let the counts drift to 20-41.
-REBUILD_GROWTH = 1.25
 
 
 @dataclass
@@ -31,9 +26,9 @@ class WarmStart:
     ``fields[key]`` is a detached nodal field (B, R, d, *nodes); ``iterations[key]`` the last PCG count.
     Multigrid solves also keep their hierarchy (``hierarchies[key]``): later calls on the same grid and batch
     size rebuild only the fine level and reuse the coarse levels (a lagged preconditioner: same solution,
-    cheaper setup) until a solve needs more than ``REBUILD_GROWTH`` times the fewest iterations it has had.
-    When a call solves its batch in chunks (CPU default, see ``batch_size``) the keys carry the chunk
-    start, e.g. "affine@4". Keep one WarmStart per objective and batch layout.
+    cheaper setup) until a solve needs more than ``tuning.REBUILD_GROWTH`` times the fewest iterations it has
+    had. When a call solves its batch in chunks (CPU default, see ``SolveOptions.batch_size``) the keys carry
+    the chunk start, e.g. "affine@4". Keep one WarmStart per objective and batch layout.
     Direct solves ignore the initial guess but still record their solution.
     """
 
@@ -59,7 +54,8 @@ class WarmStart:
     ) -> None:
         """Store a converged field and its iteration count, and the multigrid hierarchy of `system` if any:
         a new one when its solve was warm-started (a cold count says nothing about later warm ones); a reused
-        one is dropped once its solve needed more than REBUILD_GROWTH x the fewest iterations it has had."""
+        one is dropped once its solve needed more than ``tuning.REBUILD_GROWTH`` x the fewest iterations it
+        has had."""
         self.fields[key] = x.detach()
         self.iterations[key] = info.iterations
         if system is None or system.multigrid is None:
@@ -84,14 +80,63 @@ class WarmStart:
         self.best_iterations.clear()
 
 
+@dataclass(frozen=True)
+class WarmSlot:
+    """One batch chunk's view of a caller's WarmStart (None: no warm start): its keys carry the chunk's
+    suffix (e.g. "affine@4"), see ``WarmStart``."""
+
+    state: WarmStart | None = None
+    suffix: str = ""
+
+    @property
+    def active(self) -> bool:
+        """Whether the caller keeps a WarmStart (steers solver="auto" to an iterative solver)."""
+        return self.state is not None
+
+    def initial(self, key: str, like: torch.Tensor) -> torch.Tensor | None:
+        """Warm-start field for key shaped like `like`, if the caller keeps one."""
+        if self.state is None:
+            return None
+        return self.state.get(key + self.suffix, like.shape, like.dtype, like.device)
+
+    def hierarchy(self, key: str) -> Multigrid | None:
+        """Multigrid hierarchy kept from an earlier call for key, if the caller keeps one."""
+        return None if self.state is None else self.state.hierarchy(key + self.suffix)
+
+    def record(
+        self,
+        key: str,
+        x: torch.Tensor,
+        info: SolveInfo,
+        system: LinearSystem | None = None,
+        warm_started: bool = False,
+    ) -> None:
+        """Store a solution (and the system's multigrid hierarchy) in the caller's WarmStart."""
+        if self.state is not None:
+            self.state.put(key + self.suffix, x, info, system, warm_started)
+
+
+def batch_chunks(E: torch.Tensor, batch_size: int | None) -> list[slice]:
+    """Batch slices solved together: `batch_size` samples each if given; else all on CUDA, and on CPU as few
+    chunks of at most ``tuning.CPU_CHUNK_ELEMENTS`` elements as possible, of near-equal size (40 2D 64^2
+    samples: 14, 14 and 12, not 16, 16 and 8, whose per-op cost few samples share)."""
+    b = E.shape[0]
+    if batch_size is None:
+        per = E[0].numel()
+        cap = b if E.device.type != "cpu" else max(1, CPU_CHUNK_ELEMENTS // per)
+        batch_size = -(-b // -(-b // cap))
+    return [slice(s, min(s + batch_size, b)) for s in range(0, b, batch_size)]
+
+
 @dataclass
 class FEMSolution:
     """Displacement solve result.
 
-    u: (B, R, d, *nodes) displacement in unit-cell lengths, components in array axis order ((y, x) /
+    u: (B, R, d, *nodes) displacement in unit lengths, components in array axis order ((y, x) /
     (z, y, x)); affine BC: R = 1, total displacement on the (n+1)^d closed grid; periodic BC: R = 3 (2D) /
     6 (3D) Voigt load cases, periodic fluctuation on the n^d grid (node n = node 0), node 0 pinned.
-    converged: (B, R) bool; residual: (B, R) relative residual; iterations: PCG iterations (0 for direct).
+    converged: (B, R) bool; residual: (B, R) relative residual; iterations: PCG iterations (0 for direct; the
+    most over batch chunks); solver: the solver used (comma-separated where chunks chose differently).
     """
 
     u: torch.Tensor
@@ -99,24 +144,6 @@ class FEMSolution:
     residual: torch.Tensor
     iterations: int
     solver: str
-
-
-def build_system(
-    lam: torch.Tensor,
-    mu: torch.Tensor,
-    periodic: bool,
-    solver: str,
-    rtol: float | None,
-    maxiter: int | None,
-    warm: bool = False,
-    hierarchy: Multigrid | None = None,
-) -> tuple[LinearSystem, torch.Tensor]:
-    """Linear system for Lame fields (B, *el) and the element divergence vector int_e div N (n_loc,); warm:
-    whether the caller warm-starts (steers solver="auto" away from the direct solver); hierarchy: a kept
-    multigrid hierarchy to reuse if it fits (``WarmStart``)."""
-    dvec = reference_matrices(tuple(1.0 / m for m in lam.shape[1:]), lam.dtype, lam.device)[2]
-    op = IsotropicOperator(lam, mu, periodic)
-    return LinearSystem(op, solver, rtol, maxiter, warm=warm, hierarchy=hierarchy), dvec
 
 
 def check_converged(info: SolveInfo, what: str) -> None:
@@ -130,10 +157,13 @@ def check_converged(info: SolveInfo, what: str) -> None:
 
 
 def affine_solve(
-    system: LinearSystem, eps0: float = 1.0, x0: torch.Tensor | None = None, extra: torch.Tensor | None = None
+    system: LinearSystem,
+    h: tuple[float, ...],
+    x0: torch.Tensor | None = None,
+    extra: torch.Tensor | None = None,
 ):
-    """Fluctuation v (B, 1, d, *nodes) (zero on the boundary) and the element vector um (1, n_loc) of
-    u = eps0 X relative to each element's first corner: the total field is u = eps0 X + v.
+    """Fluctuation v (B, 1, d, *nodes) (zero on the boundary) and the element vector um (1, n_loc) of u = X
+    relative to each element's first corner, for voxels of sides h: the total field is u = X + v.
 
     extra: further masked right-hand sides (B, E, d, *nodes) solved in the same PCG call (an adjoint);
     their solutions follow v along dim 1. Element vectors are formed as um + v_e (never from the total
@@ -141,9 +171,8 @@ def affine_solve(
     cancellation of O(1/h).
     """
     op = system.op
-    d = len(op.el_shape)
-    strain = eps0 * torch.eye(d, dtype=op.coef.dtype, device=op.coef.device)[None]
-    um = element_affine(op.el_shape, strain)
+    strain = torch.eye(len(h), dtype=op.dtype, device=op.device)[None]
+    um = element_affine(strain, h)
     rhs = -system.mask * scatter(op.element_forces(um[None, :, :, None]), op.el_shape, False)
     if extra is not None:
         rhs = torch.cat([rhs, extra.to(rhs.dtype)], dim=1)
@@ -151,30 +180,30 @@ def affine_solve(
     return v, um, info
 
 
-def affine_total(v: torch.Tensor, eps0: float = 1.0) -> torch.Tensor:
-    """Total displacement eps0 X + v for a fluctuation v (B, R, d, *nodes) on the closed grid."""
+def affine_total(v: torch.Tensor, h: tuple[float, ...]) -> torch.Tensor:
+    """Total displacement X + v for a fluctuation v (B, R, d, *nodes) on the closed grid of voxels of sides
+    h."""
     el = tuple(m - 1 for m in v.shape[3:])
-    strain = eps0 * torch.eye(len(el), dtype=v.dtype, device=v.device)[None]
-    return affine_field(el, strain)[None] + v
+    strain = torch.eye(len(el), dtype=v.dtype, device=v.device)[None]
+    return affine_field(el, strain, h)[None] + v
 
 
 def voigt_strains(dim: int, dtype: torch.dtype, device) -> torch.Tensor:
     """Unit macroscopic strains (R, d, d) in array axis order, Voigt order (xx, yy, [zz, yz, xz,] xy),
     engineering shear (the shear case has eps_pq = eps_qp = 1/2)."""
-    pairs = [(0, 0), (1, 1), (0, 1)] if dim == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    pairs = voigt_pairs(dim)
     eps = torch.zeros(len(pairs), dim, dim, dtype=dtype, device=device)
-    for r, (p, q) in enumerate(pairs):  # physical axis p (x=0, y=1, z=2) is array axis dim-1-p
-        a, c = dim - 1 - p, dim - 1 - q
+    for r, (a, c) in enumerate(pairs):
         eps[r, a, c] += 0.5
         eps[r, c, a] += 0.5
     return eps
 
 
-def periodic_solve(system: LinearSystem, x0: torch.Tensor | None = None):
-    """Periodic fluctuations (B, R, d, *el) for the Voigt unit strains, macro element vectors (R, n_loc)."""
+def periodic_solve(system: LinearSystem, h: tuple[float, ...], x0: torch.Tensor | None = None):
+    """Periodic fluctuations (B, R, d, *el) for the Voigt unit strains on voxels of sides h, and the macro
+    element vectors (R, n_loc)."""
     op = system.op
-    strains = voigt_strains(len(op.el_shape), op.coef.dtype, op.coef.device)
-    um = element_affine(op.el_shape, strains)
+    um = element_affine(voigt_strains(len(h), op.dtype, op.device), h)
     rhs = -system.mask * scatter(op.element_forces(um[None, :, :, None]), op.el_shape, True)
     w, info = system.solve(rhs, x0)
     return w, um, info
@@ -186,33 +215,47 @@ def solve_displacement(
     *,
     bc: str = "affine",
     plane: str = "stress",
-    solver: str = "auto",
-    rtol: float | None = None,
-    maxiter: int | None = None,
+    voxel_size: float | tuple[float, ...] | None = None,
     x0: torch.Tensor | None = None,
-    eps0: float = 1.0,
+    options: SolveOptions | None = None,
     raise_on_failure: bool = True,
 ) -> FEMSolution:
     """Displacement field for E (GPa), nu (B, H, W) / (B, D, H, W) under affine hydrostatic or periodic BCs.
 
-    bc="affine": u = eps0 X on every boundary node; bc="periodic": fluctuations for the unit Voigt strains.
-    x0: warm start, a previous ``FEMSolution.u`` of the same shape. Not differentiable (use bulk_modulus /
-    homogenized_stiffness for gradients). Raises ConvergenceError unless raise_on_failure=False, in which
-    case check ``FEMSolution.converged``.
+    The domain is a box of H x W (x D) voxels of sides voxel_size (unit lengths; one float or one per array
+    axis; default 1 / max(H, W[, D]): square / cubic voxels, longest side 1). bc="affine": u = X on every
+    boundary node; bc="periodic": fluctuations for the unit Voigt strains. x0: warm start, a previous
+    ``FEMSolution.u`` of the same shape. options: ``SolveOptions`` (batch chunks solved one after another).
+    Not differentiable (use bulk_modulus / homogenized_stiffness for gradients). Raises ConvergenceError
+    unless raise_on_failure=False, in which case check ``FEMSolution.converged``.
     """
     dim = check_inputs(E, nu, plane)
     if bc not in BCS:
         raise ValueError(f"bc must be one of {BCS}, got {bc!r}")
+    options = SolveOptions() if options is None else options
+    h = element_sizes(E.shape[1:], voxel_size)
+    fields, infos = [], []
     with torch.no_grad():
         lam, mu = lame(E, nu, dim, plane)
-        system, _ = build_system(lam, mu, bc == "periodic", solver, rtol, maxiter, warm=x0 is not None)
-        if bc == "affine":
-            if x0 is not None:
-                x0 = x0 - affine_total(torch.zeros_like(x0), eps0)
-            v, _, info = affine_solve(system, eps0, x0)
-            u = affine_total(v, eps0)
-        else:
-            u, _, info = periodic_solve(system, x0)
+        for sl in batch_chunks(E, options.batch_size):
+            op = LinearElastic(lam[sl], mu[sl]).operator(bc == "periodic", h)
+            system = LinearSystem(op, options, warm=x0 is not None)
+            guess = None if x0 is None else x0[sl]
+            if bc == "affine":
+                if guess is not None:
+                    guess = guess - affine_total(torch.zeros_like(guess), h)
+                v, _, info = affine_solve(system, h, guess)
+                fields.append(affine_total(v, h))
+            else:
+                w, _, info = periodic_solve(system, h, guess)
+                fields.append(w)
+            infos.append(info)
+    info = SolveInfo(
+        ",".join(dict.fromkeys(i.solver for i in infos)),
+        max(i.iterations for i in infos),
+        torch.cat([i.converged for i in infos]),
+        torch.cat([i.residual for i in infos]),
+    )
     if raise_on_failure:
         check_converged(info, f"{bc} displacement solve")
-    return FEMSolution(u, info.converged, info.residual, info.iterations, info.solver)
+    return FEMSolution(torch.cat(fields), info.converged, info.residual, info.iterations, info.solver)

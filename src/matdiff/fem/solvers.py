@@ -14,10 +14,18 @@ import torch
 
 from . import native
 from .grid import element_dofs, free_mask, node_shape, take_samples
-from .operators import ElementOperator, IsotropicOperator
-from .transfer import PROLONGATIONS, LinearTransfer, linear_galerkin_matrices, operator_level
-
-SOLVERS = ("auto", "mg", "mg-operator", "jacobi", "direct")
+from .operators import ElementOperator, VoxelOperator
+from .options import SolveOptions
+from .transfer import PROLONGATIONS, LinearTransfer, operator_level
+from .tuning import (
+    COARSEST_ELEMENTS,
+    COMPACT_FRACTION,
+    DIRECT_ELEMENTS_AFFINE,
+    DIRECT_ELEMENTS_PERIODIC,
+    JACOBI_POWER_ITERATIONS,
+    JACOBI_SAFETY,
+    SMOOTHER_SWEEPS,
+)
 
 
 class ConvergenceError(RuntimeError):
@@ -34,28 +42,13 @@ class SolveInfo:
     residual: torch.Tensor  # (B, R) float64, ||b - K x|| / ||b|| (recursive residual for PCG)
 
 
-def default_rtol(dtype: torch.dtype) -> float:
-    """Relative residual tolerance: 1e-6 for float32, 1e-10 for float64."""
-    return 1e-6 if dtype == torch.float32 else 1e-10
-
-
 def coarsenings(el_shape: tuple[int, ...]) -> int:
-    """Number of 2x coarsenings: while all axes are even, stay >= 2 and exceed 8 (2D) / 4 (3D) elements."""
-    n, shape, stop = 0, tuple(el_shape), 8 if len(el_shape) == 2 else 4
+    """Number of 2x coarsenings: while all axes are even, stay >= 2 and the largest exceeds
+    ``tuning.COARSEST_ELEMENTS`` (8 in 2D, 4 in 3D)."""
+    n, shape, stop = 0, tuple(el_shape), COARSEST_ELEMENTS[len(el_shape)]
     while all(m % 2 == 0 and m // 2 >= 2 for m in shape) and max(shape) > stop:
         shape, n = tuple(m // 2 for m in shape), n + 1
     return n
-
-
-# 2D elements per CPU solve (batch x grid) up to which "auto" picks the direct solver when no warm start is
-# given, by boundary condition. Measured on the 2-core CPU (2 threads, 2026-12-02, fused kernels), forward +
-# gradient per sample, median of 5, direct (SuperLU, float64) vs mg (float32, cold), contrast-100 particles:
-#   affine (bulk_modulus): 16^2 x 1: 4.0 vs 10.1 ms; 16^2 x 8: 2.4 vs 2.4; 32^2 x 1: 12.6 vs 19.7; 32^2 x 2:
-#   12.2 vs 11.1; 32^2 x 8: 10.6 vs 4.7; 64^2 x 1: 83 vs 26; 64^2 x 4: 80 vs 12.7.
-#   periodic (homogenized_stiffness): 16^2 x 1: 5.4 vs 8.2; 16^2 x 8: 4.4 vs 2.2; 32^2 x 1: 23 vs 14;
-#   64^2 x 1: 151 vs 20.
-DIRECT_ELEMENTS_AFFINE = 32**2
-DIRECT_ELEMENTS_PERIODIC = 16**2
 
 
 def choose_solver(
@@ -66,11 +59,9 @@ def choose_solver(
     warm: bool = False,
     periodic: bool = False,
 ) -> str:
-    """Resolve solver="auto" for a solve of `batch` samples: on CPU, direct for small cold 2D solves (at most
-    ``DIRECT_ELEMENTS_AFFINE`` / ``_PERIODIC`` elements, no warm start); else multigrid PCG if the grid
-    coarsens, else direct (CPU) / Jacobi-PCG (CUDA)."""
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    """Resolve solver="auto" (``SolveOptions``) for a solve of `batch` samples: on CPU, direct for small cold
+    2D solves (at most ``tuning.DIRECT_ELEMENTS_AFFINE`` / ``_PERIODIC`` elements, no warm start); else
+    multigrid PCG if the grid coarsens, else direct (CPU) / Jacobi-PCG (CUDA)."""
     if solver != "auto":
         return solver
     cpu = device.type == "cpu"
@@ -82,17 +73,13 @@ def choose_solver(
     return "direct" if cpu else "jacobi"
 
 
-COMPACT_FRACTION = 0.25  # PCG drops converged samples once this share of the active ones has converged
-
-
 def pcg(system, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: int):
     """Batched PCG on nodal fields (B, R, d, *nodes) with float64 dots; returns x, iterations (the largest
     over the batch), done (B, R) and the relative residual (B, R).
 
     system provides apply(x), precondition(r) and select(idx) (the same system for samples idx). Samples
-    whose right-hand sides have all converged leave the batch once at least ``COMPACT_FRACTION`` of the
-    active ones have, so a batch costs about the mean of its samples' iteration counts, not the maximum
-    (2D 64^2 particles, 32 samples: 23-46 iterations, mean 35).
+    whose right-hand sides have all converged leave the batch once at least ``tuning.COMPACT_FRACTION`` of
+    the active ones have.
     """
     dims, fused = tuple(range(2, b.ndim)), native.usable(b)
 
@@ -182,7 +169,7 @@ class Level:
     """One multigrid level: operator, free-dof mask (1, 1, 1, *nodes), inverse diagonal (B, 1, d, *nodes)
     (0 on fixed dofs) and, once the damping is known, the smoother's omega D^-1 (same shape)."""
 
-    op: IsotropicOperator | ElementOperator
+    op: VoxelOperator
     mask: torch.Tensor
     dinv: torch.Tensor
     wdinv: torch.Tensor | None = None
@@ -196,8 +183,10 @@ class Level:
         wdinv = None if self.wdinv is None else self.wdinv[idx]
         return replace(self, op=self.op.select(idx), dinv=self.dinv[idx], wdinv=wdinv)
 
-    def smooth(self, r: torch.Tensor, x: torch.Tensor | None, sweeps: int) -> torch.Tensor:
-        """`sweeps` damped Jacobi sweeps x += omega D^-1 (r - K x) from x (None: 0); fixed dofs stay 0."""
+    def smooth(self, r: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        """``tuning.SMOOTHER_SWEEPS`` damped Jacobi sweeps x += omega D^-1 (r - K x) from x (None: 0); fixed
+        dofs stay 0."""
+        sweeps = SMOOTHER_SWEEPS
         if x is None:
             x, sweeps = self.wdinv * r, sweeps - 1
         for _ in range(sweeps):
@@ -205,33 +194,31 @@ class Level:
         return x
 
 
-def make_level(op, mask: torch.Tensor) -> Level:
+def make_level(op: VoxelOperator, mask: torch.Tensor) -> Level:
     """Level with the Jacobi inverse diagonal (0 on fixed dofs)."""
     diag = op.diagonal()
     return Level(op, mask, mask / torch.where(mask > 0, diag, torch.ones_like(diag)))
 
 
-def jacobi_weight(level: Level, iterations: int = 6, safety: float = 1.15) -> torch.Tensor:
-    """Per-sample damping 4 / (3 lambda_max(D^-1 K)) (B, 1, 1, ...), lambda_max by power iteration x safety.
-
-    The usual omega = 0.6 assumes lambda_max ~ 2.2; 3D voxels with 100:1 contrast reach ~3.9, where 0.6 makes
-    Jacobi amplify the stiffest modes and the V-cycle stops being a usable preconditioner.
-    """
+def jacobi_weight(level: Level) -> torch.Tensor:
+    """Per-sample damping 4 / (3 lambda_max(D^-1 K)) (B, 1, 1, ...), lambda_max by power iteration times a
+    safety factor (``tuning.JACOBI_POWER_ITERATIONS``, ``JACOBI_SAFETY``)."""
     dims = tuple(range(1, level.dinv.ndim))
     gen = torch.Generator(device=level.dinv.device).manual_seed(0)
     dinv = level.dinv
     x = torch.rand(dinv.shape, generator=gen, dtype=dinv.dtype, device=dinv.device) * level.mask
     lam_max = torch.ones(x.shape[0], dtype=torch.float64, device=x.device)
-    for _ in range(iterations):
+    for _ in range(JACOBI_POWER_ITERATIONS):
         x = x / torch.linalg.vector_norm(x, dim=dims, keepdim=True)
         y = level.dinv * level.apply(x)
         lam_max = torch.sum(x * y, dim=dims, dtype=torch.float64)
         x = y
-    return (4.0 / (3.0 * safety * lam_max)).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+    return (4.0 / (3.0 * JACOBI_SAFETY * lam_max)).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
 
 
 class Multigrid:
-    """Multigrid V-cycle: Galerkin coarse element matrices, damped Jacobi, dense coarsest solve.
+    """Multigrid V-cycle for any fine operator that gives element matrices: Galerkin coarse element matrices,
+    damped Jacobi, dense coarsest solve.
 
     prolongation: "geometric" ((bi/tri)linear, default) or "operator" (face and cell-centre nodes follow
     the operator, see ``transfer.operator_weights``: 7-31% fewer iterations at contrast >= 100; on the
@@ -239,19 +226,12 @@ class Multigrid:
     3D, where its per-element Galerkin products dominate).
     """
 
-    def __init__(
-        self,
-        fine: IsotropicOperator,
-        mask: torch.Tensor,
-        sweeps: int = 1,
-        omega: float | None = None,
-        prolongation: str = "geometric",
-    ):
-        self.sweeps, self.periodic, self.prolongation, self.omega = sweeps, fine.periodic, prolongation, omega
+    def __init__(self, fine: VoxelOperator, mask: torch.Tensor, prolongation: str = "geometric"):
+        self.periodic, self.prolongation = fine.periodic, prolongation
         if prolongation not in PROLONGATIONS:
             raise ValueError(f"prolongation must be one of {PROLONGATIONS}, got {prolongation!r}")
         el_shape, op, n = fine.el_shape, fine, coarsenings(fine.el_shape)
-        linear = linear_galerkin_matrices(fine, n) if prolongation == "geometric" else None
+        linear = fine.linear_galerkin_matrices(n) if prolongation == "geometric" else None
         self.levels, self.transfers = [make_level(fine, mask)], []
         for lev in range(n):
             el_shape = tuple(m // 2 for m in el_shape)
@@ -265,45 +245,41 @@ class Multigrid:
             self.levels.append(make_level(op, mask))
         self.coarse = DenseCoarseSolver(op.element_matrices(), el_shape, self.periodic, mask)
         for level in self.levels[:-1]:
-            self._damp(level)
-
-    def _damp(self, level: Level) -> None:
-        """Set the level's smoother omega D^-1 (omega by power iteration unless given)."""
-        level.wdinv = (jacobi_weight(level) if self.omega is None else self.omega) * level.dinv
+            level.wdinv = jacobi_weight(level) * level.dinv
 
     def _cycle(self, lev: int, r: torch.Tensor) -> torch.Tensor:
         if lev == len(self.levels) - 1:
             return self.coarse.solve(r)
         level, transfer = self.levels[lev], self.transfers[lev]
-        x = level.smooth(r, None, self.sweeps)
+        x = level.smooth(r, None)
         # No masks on the coarse residual or the correction: every step of a level ignores residuals on its
         # fixed dofs (zero smoother weights, the coarsest solve reads free dofs only), so corrections vanish
         # on fixed dofs, and the prolongation maps those only onto fixed fine dofs.
         rc = transfer.restrict(level.op.residual(r, x, level.mask))
         x = transfer.prolong(self._cycle(lev + 1, rc), add_to=x)
-        return level.smooth(r, x, self.sweeps)
+        return level.smooth(r, x)
 
     def __call__(self, r: torch.Tensor) -> torch.Tensor:
         """One symmetric V-cycle applied to a residual (B, R, d, *nodes)."""
         return self._cycle(0, r)
 
-    def with_fine(self, fine: IsotropicOperator) -> Multigrid:
+    def with_fine(self, fine: VoxelOperator) -> Multigrid:
         """This hierarchy for a new fine operator on the same grid and batch (a lagged preconditioner): a
         fresh fine level (diagonal and damping), the coarse levels, transfers and coarsest solve kept. The
         V-cycle stays SPD for any SPD coarse operators, so PCG still converges to the new system's solution;
         only its iteration count depends on how far the materials have moved."""
         new = copy.copy(self)
         first = make_level(fine, self.levels[0].mask)
-        self._damp(first)
+        first.wdinv = jacobi_weight(first) * first.dinv
         new.levels = [first, *self.levels[1:]]
         return new
 
-    def fits(self, fine: IsotropicOperator, prolongation: str) -> bool:
+    def fits(self, fine: VoxelOperator, prolongation: str) -> bool:
         """Whether this hierarchy has the given prolongation and was built for the grid, boundary condition,
         batch size, dtype and device of `fine`."""
         op = self.levels[0].op
-        built = (self.prolongation, op.el_shape, op.periodic, len(op.coef), op.dtype, op.device)
-        return built == (prolongation, fine.el_shape, fine.periodic, len(fine.coef), fine.dtype, fine.device)
+        built = (self.prolongation, op.el_shape, op.periodic, op.batch, op.dtype, op.device)
+        return built == (prolongation, fine.el_shape, fine.periodic, fine.batch, fine.dtype, fine.device)
 
     def select(self, idx: torch.Tensor) -> Multigrid:
         """The preconditioner of samples idx only."""
@@ -340,7 +316,7 @@ def sparse_stiffness(ke: np.ndarray, el_shape: tuple[int, ...], periodic: bool) 
 class DirectSolver:
     """scipy SuperLU factorization of K_ff per sample (float64), reused for every right-hand side."""
 
-    def __init__(self, op: IsotropicOperator, mask: torch.Tensor):
+    def __init__(self, op: VoxelOperator, mask: torch.Tensor):
         ke = op.element_matrices().detach().to(torch.float64).cpu().numpy()
         d = len(op.el_shape)
         free = mask.expand(1, 1, d, *mask.shape[3:]).reshape(-1).cpu().numpy() > 0
@@ -360,38 +336,35 @@ class DirectSolver:
 
 
 class LinearSystem:
-    """The masked stiffness system of one batch of materials, with its chosen solver set up once.
+    """The masked stiffness system of one batch of materials, with the solver of `options` set up once.
 
-    hierarchy: a multigrid hierarchy from an earlier call (``WarmStart``); a multigrid solver that it fits
+    warm: whether the caller warm-starts (steers solver="auto" away from the direct solver); hierarchy: a
+    multigrid hierarchy from an earlier call (``WarmStart``); a multigrid solver that it fits
     reuses its coarse levels (``Multigrid.with_fine``, ``reused`` is then True). ``multigrid`` is the V-cycle
     of a multigrid solver (None otherwise).
     """
 
     def __init__(
         self,
-        op: IsotropicOperator,
-        solver: str,
-        rtol: float | None = None,
-        maxiter: int | None = None,
-        sweeps: int = 1,
-        omega: float | None = None,
+        op: VoxelOperator,
+        options: SolveOptions | None = None,
         warm: bool = False,
         hierarchy: Multigrid | None = None,
     ):
+        options = SolveOptions() if options is None else options
         self.op = op
-        dtype, device = op.coef.dtype, op.coef.device
-        self.mask = free_mask(op.el_shape, op.periodic, dtype, device)
-        self.solver = choose_solver(solver, op.el_shape, device, op.coef.shape[0], warm, op.periodic)
-        self.rtol = default_rtol(dtype) if rtol is None else rtol
+        self.mask = free_mask(op.el_shape, op.periodic, op.dtype, op.device)
+        self.solver = choose_solver(options.solver, op.el_shape, op.device, op.batch, warm, op.periodic)
+        self.rtol = options.tolerance(op.dtype)
         multigrid = self.solver.startswith("mg")
-        self.maxiter = maxiter if maxiter is not None else (500 if multigrid else 20000)
+        self.maxiter = options.iteration_limit(multigrid)
         kind = "operator" if self.solver == "mg-operator" else "geometric"
         self.reused = multigrid and hierarchy is not None and hierarchy.fits(op, kind)
         self.precond: Multigrid | JacobiPreconditioner | None = None
         if self.reused:
             self.precond = hierarchy.with_fine(op)
         elif multigrid:
-            self.precond = Multigrid(op, self.mask, sweeps, omega, kind)
+            self.precond = Multigrid(op, self.mask, kind)
         elif self.solver == "jacobi":
             self.precond = JacobiPreconditioner(make_level(op, self.mask).dinv)
         else:

@@ -1,6 +1,6 @@
 """Multigrid grid transfer on voxel grids: (bi/tri)linear prolongation by strided slices
 (``LinearTransfer``) or operator-dependent prolongation stored per coarse element (``ElementTransfer``),
-and the Galerkin coarse element matrices of each (``linear_galerkin_matrices``, ``operator_level``).
+and the Galerkin coarse element matrices of each (``linear_galerkin``, ``operator_level``).
 
 A per-element prolongation is given for each coarse element E by the weights of the fine nodes 2E + q
 of its closure (local positions q in {0, 1, 2}^d) on its 2^d corner nodes, W (B, n_elc, 3^d, 2^d, d, d).
@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from . import native
-from .elements import corner_offsets, reference_matrices
-from .grid import children, gather, scatter, take_samples
-from .operators import IsotropicOperator, local_matvec
+from .elements import corner_offsets
+from .grid import children, gather, local_matvec, scatter, take_samples
 
 PROLONGATIONS = ("geometric", "operator")
 
@@ -230,47 +229,29 @@ class LinearTransfer:
         return xf
 
 
-@functools.lru_cache(maxsize=32)
-def _linear_references(h: tuple[float, ...], levels: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """R (2^(d levels) * 2, n_loc^2) in rows (path, k): R[path, k] = Q^T K_k Q with K_k = (K_lam, K_mu) of
-    elements of sizes h and Q = P_c1 ... P_cl the linear prolongation from a coarse element `levels`
-    coarsenings up to its fine element at path (c_l, ..., c_1) (the order of repeated ``grid.children``);
-    computed in float64, kept per dtype and device."""
-    d = len(h)
-    k_stack = np.stack([m.numpy() for m in reference_matrices(h, torch.float64, "cpu")[:2]])
-    w = linear_weights(d, torch.float64, "cpu")[:, :, None, None] * torch.eye(d, dtype=torch.float64)
-    p = child_prolongations(w[None, None])[0, 0].numpy()  # (2^d, n_loc, n_loc)
-    refs = k_stack[:, None]  # (2, paths, n_loc, n_loc)
-    for _ in range(levels):
-        refs = np.einsum("cia,kRij,cjb->kcRab", p, refs, p).reshape(2, -1, *refs.shape[2:])
-    rows = refs.transpose(1, 0, 2, 3).reshape(-1, refs.shape[-1] ** 2)
-    return torch.as_tensor(np.ascontiguousarray(rows), dtype=dtype, device=device)
+@functools.lru_cache(maxsize=8)
+def linear_child_prolongations(dim: int) -> np.ndarray:
+    """(Bi/tri)linear P_c (2^d, n_loc, n_loc), float64: coarse-element dofs -> dofs of child element c."""
+    w = linear_weights(dim, torch.float64, "cpu")[:, :, None, None] * torch.eye(dim, dtype=torch.float64)
+    return child_prolongations(w[None, None])[0, 0].numpy()
 
 
-def linear_galerkin_matrices(op: IsotropicOperator, levels: int) -> list[torch.Tensor]:
+def linear_galerkin(ke: torch.Tensor, el_shape: tuple[int, ...], levels: int) -> list[torch.Tensor]:
     """Galerkin coarse element matrices (B, n_elc, n_loc, n_loc) of 1..levels coarsenings under (bi/tri)linear
-    prolongation, each straight from the fine Lame coefficients: a coarse element's matrix is the sum over
-    its 2^(d l) fine elements e of lam_e R_lam + mu_e R_mu with the composite projections R of
-    ``_linear_references`` (the same as l nested Galerkin products, which are linear in the fine matrices):
-    one GEMM per level (3D: 38M multiply-adds per sample and level), no dense intermediate levels."""
-    b, el = op.coef.shape[0], op.el_shape
-    h = tuple(1.0 / m for m in op.el_shape)
-    n_loc = op.k_lam.shape[-1]
-    coef = op.coef[:, :, 0, 0].transpose(1, 2)  # (B, n_el, 2)
+    prolongation from fine element matrices ke (B, n_el, n_loc, n_loc): nested products over the children."""
+    p = torch.as_tensor(linear_child_prolongations(len(el_shape)), dtype=ke.dtype, device=ke.device)
     out = []
-    for level in range(1, levels + 1):
-        coef = children(coef, el)  # (B, n_elc, 2^d, path below, 2)
-        el = tuple(m // 2 for m in el)
-        coef = coef.reshape(b, coef.shape[1], -1)  # (B, n_elc, (path c_l .. c_1, k))
-        ke = coef.reshape(-1, coef.shape[-1]) @ _linear_references(h, level, op.dtype, op.device)
-        out.append(ke.reshape(b, -1, n_loc, n_loc))
+    for _ in range(levels):
+        ke = galerkin_coarse(children(ke, el_shape), p[None, None])
+        el_shape = tuple(m // 2 for m in el_shape)
+        out.append(ke)
     return out
 
 
 def operator_level(op, el_c: tuple[int, ...], periodic: bool) -> tuple[ElementTransfer, torch.Tensor]:
     """Operator-dependent grid transfer between the coarse grid of el_c elements and the grid of operator op,
     and the Galerkin coarse element matrices (B, n_elc, n_loc, n_loc). (Linear prolongation needs no
-    per-level data: ``LinearTransfer`` and ``linear_galerkin_matrices``.)"""
+    per-level data: ``LinearTransfer`` and the operator's ``linear_galerkin_matrices``.)"""
     kc = op.child_matrices()
     p_child = child_prolongations(operator_weights(kc, el_c, periodic))
     return ElementTransfer(p_child, el_c, periodic), galerkin_coarse(kc, p_child)

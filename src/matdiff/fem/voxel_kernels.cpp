@@ -11,8 +11,8 @@
 // dof = corner * d + component, corners lexicographic over the axes, x fastest.
 //
 // Element matrices are either isotropic, k_e = lam_e K_lam + mu_e K_mu with coef (B, 2, n_el) and the two
-// reference matrices (2, n_loc, n_loc) of the unit cell's elements (2D: dense products with them; 3D: by sum
-// factorization, which evaluates the same quadrature itself), or given per element as the packed upper
+// reference matrices (2, n_loc, n_loc) of voxels of sides h (2D: dense products with them; 3D: by sum
+// factorization, which evaluates the same quadrature itself from h), or given per element as the packed upper
 // triangle kp (B, rows, padded_row_length(n_x) / kLanes, n_loc (n_loc + 1) / 2, kLanes): pairs (i <= j) row
 // by row, for each vector of elements of a row, rows padded with zero elements to whole vectors (full loads
 // only, and one sequential stream through memory).
@@ -480,11 +480,10 @@ void run(const Call<T>& c, const Grid& g, MakeOp make_op) {
 }
 
 template <typename T, int D>
-void isotropic(const Call<T>& c, const T* coef, const T* kref) {
+void isotropic(const Call<T>& c, const T* coef, const T* kref, const T* h) {
   const Grid g = make_grid(D, c.el, c.periodic);
   const int64_t n_el = g.el_count();
-  if constexpr (D == 3) {  // unit cell: elements of size 1 / n per axis, as the reference matrices (unused)
-    const T h[3] = {T(1) / T(g.el[0]), T(1) / T(g.el[1]), T(1) / T(g.el[2])};
+  if constexpr (D == 3) {  // voxel sides h (z, y, x), those of the reference matrices (unused here)
     auto make = [=](int64_t b) { return SumFactorRow<T>{coef + b * 2 * n_el, n_el, {h[0], h[1], h[2]}}; };
     run<T, 3, SumFactorRow<T>>(c, g, make);
   } else {
@@ -502,9 +501,9 @@ void packed(const Call<T>& c, const T* kp) {
 }
 
 template <typename T>
-void isotropic_dispatch(const Call<T>& c, const T* coef, const T* kref) {
-  if (c.dim == 2) isotropic<T, 2>(c, coef, kref);
-  else isotropic<T, 3>(c, coef, kref);
+void isotropic_dispatch(const Call<T>& c, const T* coef, const T* kref, const T* h) {
+  if (c.dim == 2) isotropic<T, 2>(c, coef, kref, h);
+  else isotropic<T, 3>(c, coef, kref, h);
 }
 
 template <typename T>
@@ -690,7 +689,7 @@ inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
 
 // The C entry points, one set per dtype (suffix f32 / f64):
 //   matdiff_isotropic_S: y = epilogue(K u) (see Epilogue) with isotropic element matrices; u, y, r
-//     (batch * rhs, dim, *nodes); coef (batch, 2, n_el); kref (2, n_loc, n_loc).
+//     (batch * rhs, dim, *nodes); coef (batch, 2, n_el); kref (2, n_loc, n_loc); h (dim,) voxel sides.
 //   matdiff_packed_S: the same with packed per-element matrices kp (see PackedRow).
 //   matdiff_prolong_S / matdiff_restrict_S: linear prolongation xc -> xf (plus base, if not null) and its
 //     transpose for fields (fields, *nodes) of `dim` spatial axes; nodes_c: coarse node counts per axis.
@@ -699,8 +698,8 @@ inline void node_counts(int dim, const int64_t* nodes, int64_t* out) {
 #define MATDIFF_EXPORTS(T, S)                                                                                \
   void matdiff_isotropic_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,       \
                              int periodic, int mode, const T* r, const T* w, int threads, const T* coef,     \
-                             const T* kref) {                                                                \
-    isotropic_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref);       \
+                             const T* kref, const T* h) {                                                    \
+    isotropic_dispatch(Call<T>{u, y, batch, rhs, dim, el, periodic, mode, r, w, threads}, coef, kref, h);    \
   }                                                                                                          \
   void matdiff_packed_##S(const T* u, T* y, int64_t batch, int64_t rhs, int dim, const int64_t* el,          \
                           int periodic, int mode, const T* r, const T* w, int threads, const T* kp) {        \
