@@ -15,9 +15,10 @@ import time
 import torch
 
 from matdiff.diffusion import load_model
-from matdiff.evaluation import run_campaign
-from matdiff.guidance import GuidanceConfig, make_objective
+from matdiff.evaluation import Evaluator, run_campaign
+from matdiff.guidance import GuidanceConfig, target_bulk_modulus
 from matdiff.materials import load_catalogue
+from matdiff.methods import GuidedDiffusion
 
 
 def main() -> None:
@@ -32,23 +33,13 @@ def main() -> None:
 
     model = load_model(args.model, device=args.device)
     catalogue = load_catalogue()
-    objective = make_objective("bulk", target=args.target)
-    config = GuidanceConfig(steps=args.steps)
-    totals: dict[str, float] = {}
+    method = GuidedDiffusion(model, catalogue, GuidanceConfig(steps=args.steps), progress=False)
+    evaluator = Evaluator(catalogue, model.dim, int(model.size), device=args.device)
     start = time.perf_counter()
-    for b, first in enumerate(range(0, args.n, args.batch)):
-        campaign = run_campaign(
-            model,
-            objective,
-            min(args.batch, args.n - first),
-            catalogue,
-            args.target,
-            config,
-            seed=b,
-            progress=False,
-        )
-        for key, value in campaign.seconds.items():
-            totals[key] = totals.get(key, 0.0) + value
+    campaign = run_campaign(
+        method, [target_bulk_modulus(args.target)], args.n, evaluator, batch=args.batch, seed=0
+    )
+    totals = campaign.seconds[0]
     wall = time.perf_counter() - start
     per_batch = wall / -(-args.n // args.batch)
 

@@ -144,9 +144,13 @@ def run_targets(args: argparse.Namespace) -> None:
     """Seed B's targets for one style, two initial noises each (one batch of 2 per target)."""
     import torch
 
-    from matdiff.cli.optimize_noise import write_outputs
     from matdiff.diffusion import load_model
-    from matdiff.guidance.noise_opt import SEED_B_TARGETS, NoiseOptConfig, optimize_noise
+    from matdiff.evaluation import Evaluator, run_campaign
+    from matdiff.evaluation.noise_report import write_noise_report
+    from matdiff.guidance import TargetObjective
+    from matdiff.guidance.noise_opt import SEED_B_TARGETS, NoiseOptConfig
+    from matdiff.materials import load_catalogue
+    from matdiff.methods import NoiseSpace
     from matdiff.styles import bundled_model_path
 
     torch.set_num_threads(args.threads)
@@ -164,8 +168,9 @@ def run_targets(args: argparse.Namespace) -> None:
     names = args.targets.split(",") if args.targets else list(SEED_B_TARGETS[args.style])
     rows = []
     for name in names:
-        target = SEED_B_TARGETS[args.style][name]
-        result = optimize_noise(net, target, n_designs=args.n_designs, seed=args.seed, config=config)
+        objective = TargetObjective("homogenized_stiffness", SEED_B_TARGETS[args.style][name])
+        evaluator = Evaluator(load_catalogue())
+        result = run_campaign(NoiseSpace(net, config), [objective], args.n_designs, evaluator, seed=args.seed)
         tag = f"-c{args.candidates}" if args.candidates else ""
         tag += "-joint" if args.joint else ""
         tag += "-g" + args.gammas.replace(",", "_") if args.gammas else ""
@@ -179,9 +184,9 @@ def run_targets(args: argparse.Namespace) -> None:
             + (f" --gammas {args.gammas}" if args.gammas else "")
             + (f" --model {args.model}" if args.model else "")
         )
-        write_outputs(
-            result,
+        write_noise_report(
             out,
+            result,
             {
                 "style": args.style,
                 "target_name": name,

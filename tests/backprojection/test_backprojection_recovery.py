@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from matdiff.backprojection import backproject, backproject_batch
+from matdiff.backprojection import backproject
 from matdiff.materials import Catalogue, parse_catalogue
-from matdiff.microstructure import realize_particles, sample_particles
+from matdiff.microstructure import ParticleDesign, realize_particles, sample_particles
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,10 @@ def catalogue() -> Catalogue:
 def assert_recovered(result, params, size: int) -> None:
     """Materials and volume fraction exact, radius within half an element, particle count exact."""
     assert result.valid, result.reason
-    assert (result.matrix, result.particle) == (params.matrix, params.particle)
-    assert result.volume_fraction == params.vf_realized
-    assert abs(result.radius - params.radius) < 0.5 / size
+    design, truth = result.design, params.design
+    assert (design.matrix, design.particle) == (truth.matrix, truth.particle)
+    assert design.volume_fraction == params.vf_realized
+    assert abs(design.radius - truth.radius) < 0.5 / size
     assert result.n_particles == params.n_particles
     assert result.material_distances.max() < 1e-6
     assert result.fit_variance < 1e-3
@@ -37,12 +38,12 @@ def test_recovers_generated_samples(catalogue: Catalogue, dim: int, size: int, n
     checked = 0
     while checked < n:
         params, field = sample_particles(dim, size, rng, catalogue)
-        if params.matrix == params.particle:
+        if params.design.matrix == params.design.particle:
             continue
         result = backproject(field, catalogue)
         assert_recovered(result, params, size)
         assert result.mask.mean() == params.vf_realized
-        expected = catalogue.props[[params.matrix, params.particle]]
+        expected = catalogue.props[[params.design.matrix, params.design.particle]]
         np.testing.assert_allclose(result.means_physical, expected, rtol=1e-5)
         checked += 1
 
@@ -50,30 +51,28 @@ def test_recovers_generated_samples(catalogue: Catalogue, dim: int, size: int, n
 @pytest.mark.parametrize("volume_fraction", [0.1, 0.45])
 def test_label_swap_picks_the_particle_label(catalogue: Catalogue, volume_fraction: float) -> None:
     for matrix, particle in [(3, 11), (11, 3)]:
-        params, field = realize_particles(
-            2, 64, matrix, particle, 0.09, volume_fraction, np.random.default_rng(5), catalogue
-        )
+        design = ParticleDesign(matrix, particle, 0.09, volume_fraction)
+        params, field = realize_particles(2, 64, design, np.random.default_rng(5), catalogue)
         assert_recovered(backproject(field, catalogue), params, 64)
 
 
 def test_noisy_field_keeps_materials(catalogue: Catalogue) -> None:
-    params, field = realize_particles(2, 64, 4, 20, 0.12, 0.3, np.random.default_rng(1), catalogue)
+    design = ParticleDesign(4, 20, 0.12, 0.3)
+    params, field = realize_particles(2, 64, design, np.random.default_rng(1), catalogue)
     noisy = field + np.random.default_rng(2).normal(0.0, 0.02, field.shape).astype(np.float32)
     result = backproject(noisy, catalogue)
     assert result.valid, result.reason
-    assert (result.matrix, result.particle) == (params.matrix, params.particle)
+    assert (result.design.matrix, result.design.particle) == (design.matrix, design.particle)
     assert result.fit_variance == pytest.approx(2 * 0.02**2, rel=0.2)
 
 
-def test_torch_and_batch_match_numpy(catalogue: Catalogue) -> None:
+def test_torch_matches_numpy(catalogue: Catalogue) -> None:
     rng = np.random.default_rng(3)
     fields = np.stack([sample_particles(2, 32, rng, catalogue)[1] for _ in range(2)])
-    batch = backproject_batch(torch.from_numpy(fields), catalogue)
-    assert len(batch) == 2
-    for field, result in zip(fields, batch, strict=True):
+    for field in fields:
+        result = backproject(torch.from_numpy(field), catalogue)
         single = backproject(field, catalogue)
-        assert (result.matrix, result.particle) == (single.matrix, single.particle)
-        assert result.radius == single.radius
+        assert result.design == single.design
 
 
 def test_uniform_field_is_invalid(catalogue: Catalogue) -> None:
@@ -81,8 +80,8 @@ def test_uniform_field_is_invalid(catalogue: Catalogue) -> None:
     result = backproject(field, catalogue)
     assert not result.valid
     assert "single material" in result.reason
-    assert result.matrix == result.particle == 5
-    assert math.isnan(result.radius) and math.isnan(result.volume_fraction)
+    assert result.rows.tolist() == [5, 5]
+    assert result.design is None and math.isnan(result.radius_variance)
     assert not result.mask.any()
 
 

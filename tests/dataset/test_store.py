@@ -44,7 +44,7 @@ def test_round_trip(tmp_path, catalogue):
     for i in (0, 33, 69):
         params, field = sample_particles(2, 16, np.random.default_rng([5, i]), catalogue)
         np.testing.assert_array_equal(fields[i], field)
-        assert data.params["matrix"][i] == params.matrix
+        assert data.params["matrix"][i] == params.design.matrix
         assert data.params["n_particles"][i] == params.n_particles
         assert data.params["vf_realized"][i] == np.float32(params.vf_realized)
         centres = data.params["centres"][i]

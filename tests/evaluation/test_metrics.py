@@ -41,16 +41,15 @@ def test_margin_table_relative_and_absolute_columns():
 
 
 def test_reevaluation_averages_fresh_realizations_and_flags_unrealizable_designs():
-    from matdiff.evaluation import Design, reevaluate_bulk_modulus
+    from matdiff.evaluation import reevaluate
+    from matdiff.microstructure import ParticleDesign
 
     cat = load_catalogue()
-    same = Design(
+    same = ParticleDesign(
         matrix=5, particle=5, radius=0.1, volume_fraction=0.2
     )  # homogeneous: K = E / (3 (1 - 2 nu))
-    crowded = Design(matrix=5, particle=9, radius=0.16, volume_fraction=0.73)  # beyond random packing
-    mean, std, reasons = reevaluate_bulk_modulus(
-        [same, None, crowded], 2, 16, np.random.default_rng(0), 3, cat
-    )
+    crowded = ParticleDesign(matrix=5, particle=9, radius=0.16, volume_fraction=0.73)  # beyond random packing
+    mean, std, reasons = reevaluate([same, None, crowded], 2, 16, np.random.default_rng(0), 3, cat)
     expected = cat.E[5] / (3 * (1 - 2 * cat.nu[5]))
     assert mean[0] == pytest.approx(expected, rel=1e-5) and std[0] < 1e-5 * expected
     assert np.isnan(mean[1]) and reasons[1] == "no design"
@@ -62,11 +61,11 @@ def test_bulk_modulus_of_fields_falls_back_to_float64_when_float32_stalls(monkey
     import torch
 
     from matdiff import fem
-    from matdiff.evaluation import bulk_modulus_of_fields
+    from matdiff.evaluation import quantity_of_fields
 
     cat = load_catalogue()
     fields = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
-    reference = bulk_modulus_of_fields(fields, cat)
+    reference = quantity_of_fields(fields, cat)
     real = fem.bulk_modulus
     dtypes = []
 
@@ -77,5 +76,5 @@ def test_bulk_modulus_of_fields_falls_back_to_float64_when_float32_stalls(monkey
         return real(E, nu, **kwargs)
 
     monkeypatch.setattr(fem, "bulk_modulus", stalls_in_float32)
-    np.testing.assert_allclose(bulk_modulus_of_fields(fields, cat), reference, rtol=1e-5)
+    np.testing.assert_allclose(quantity_of_fields(fields, cat), reference, rtol=1e-5)
     assert dtypes == [torch.float32, torch.float64]

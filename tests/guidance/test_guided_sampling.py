@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from matdiff.diffusion import DiffusionModel, UNet, get_preset
-from matdiff.evaluation import bulk_modulus_of_fields
+from matdiff.evaluation import quantity_of_fields
 from matdiff.guidance import (
     GuidanceConfig,
     guided_sample,
@@ -13,7 +13,7 @@ from matdiff.guidance import (
     require_particle_model,
     target_bulk_modulus,
 )
-from matdiff.guidance.sampler import clip_per_sample, snap_to_catalogue
+from matdiff.guidance.rules import clip_per_sample, snap_to_catalogue
 from matdiff.materials import load_catalogue
 
 
@@ -38,7 +38,7 @@ def _mean_abs_error(model, objective, target, method):
     gen = torch.Generator().manual_seed(3)
     config = GuidanceConfig(method=method, steps=12, eta=0.0)
     out = guided_sample(model, objective, 6, cat, config, generator=gen, progress=False)
-    K = bulk_modulus_of_fields(out.fields, cat)
+    K = quantity_of_fields(out.fields, cat)
     return float(np.mean(np.abs(K - target))), out
 
 
@@ -78,7 +78,7 @@ def test_custom_callable_objective_and_project_variant(tiny_model):
         calls.append(1)
         return q["E"].flatten(1).mean(1)  # any differentiable callable of the quantities
 
-    config = GuidanceConfig(steps=6, eta=0.0, project_every=2)
+    config = GuidanceConfig(steps=6, eta=0.0, snap_every=2)
     out = guided_sample(
         tiny_model, low_stiffness, 2, cat, config, generator=torch.Generator().manual_seed(0), progress=False
     )
@@ -115,3 +115,42 @@ def test_model_without_catalogue_is_rejected(tiny_model):
     config = dict(tiny_model.config, catalogue_hash=None)
     with pytest.raises(ValueError, match="catalogue"):
         require_particle_model(DiffusionModel(tiny_model.unet, config))
+
+
+def test_target_objective_names_quantity_and_target_once():
+    from matdiff.guidance import Quantities, TargetObjective
+    from matdiff.materials import Properties
+
+    E = torch.full((2, 4, 4), 100.0, dtype=torch.float64)
+    props = Properties(E, torch.full_like(E, 0.25), torch.full_like(E, 3.0))
+    q = Quantities(props)
+    assert "bulk_modulus" in q.available() and list(q.computed()) == ["density"]  # no solve yet
+    objective = TargetObjective("bulk_modulus", 50.0, density_weight=2.0)
+    K = 100.0 / (3 * (1 - 2 * 0.25))
+    torch.testing.assert_close(objective(q), torch.full((2,), (K - 50.0) ** 2 + 2.0 * 3.0, dtype=E.dtype))
+    assert "bulk_modulus" in q.computed() and objective.name == "bulk_modulus=50.0+2*density"
+    np.testing.assert_allclose(objective.relative_error(np.array([50.0, 75.0])), [0.0, 0.5])
+    tensor = TargetObjective("homogenized_stiffness", np.eye(3).tolist())
+    C = q["homogenized_stiffness"]
+    torch.testing.assert_close(tensor(q), ((C - torch.eye(3, dtype=C.dtype)) ** 2).sum((1, 2)))
+    with pytest.raises(ValueError, match="unknown quantity"):
+        TargetObjective("shear_modulus", 1.0)
+    with pytest.raises(KeyError, match="unknown quantity"):
+        q["toughness"]
+
+
+def test_a_rule_steers_the_one_ddim_loop(tiny_model):
+    from matdiff.diffusion.sampling import PlainRule, ddim_loop, ddim_steps
+
+    class Shift(PlainRule):
+        def predict(self, model, x_t, step):
+            x0, eps, _ = super().predict(model, x_t, step)
+            return x0, eps, None if step.last else torch.full_like(x_t, -0.01)
+
+    steps = ddim_steps(tiny_model.scheduler(), 5)
+    assert [s.t for s in steps][-1] == 199 and steps[-1].last and float(steps[-1].a_prev) == 1.0
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    plain = ddim_loop(tiny_model, x, steps, 0.0, PlainRule())
+    shifted = ddim_loop(tiny_model, x, steps, 0.0, Shift())
+    assert float((shifted - plain).mean()) > 0
+    torch.testing.assert_close(plain, tiny_model.sample(2, 5, generator=torch.Generator().manual_seed(0)))

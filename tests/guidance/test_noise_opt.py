@@ -41,14 +41,16 @@ class TinyDenoiser(torch.nn.Module):
         ).to(dtype)
         self.config = {"channels": 1, "size": 8}
 
-    def predict(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self, x_t: torch.Tensor, t: torch.Tensor, clip: bool = False, condition=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         a = linear_alphas_cumprod().to(x_t)[t].view(-1, 1, 1, 1)
         tt = (t.to(x_t) / 1000.0).view(-1, 1, 1, 1).expand_as(x_t)
         eps = 0.5 * x_t + self.unet(torch.cat([x_t, tt], dim=1))
         return (x_t - (1 - a).sqrt() * eps) / a.sqrt(), eps
 
-    def scheduler(self):
-        return make_scheduler(get_preset("seedB")["scheduler"], "ddim")
+    def scheduler(self, kind: str = "ddim"):
+        return make_scheduler(get_preset("seedB")["scheduler"], kind)
 
 
 def standin_stiffness(E: torch.Tensor, nu: torch.Tensor, plane: str = "stress") -> torch.Tensor:

@@ -7,6 +7,7 @@ import pytest
 
 from matdiff.materials import parse_catalogue
 from matdiff.microstructure import (
+    ParticleDesign,
     ball_volume,
     element_centres,
     field_from_mask,
@@ -42,11 +43,12 @@ def surface(radius: float, dim: int) -> float:
 def test_generator_invariants(catalogue, dim, size, count):
     for i in range(count):
         params, field = sample_particles(dim, size, np.random.default_rng([7, i]), catalogue)
-        r, n, centres = params.radius, params.n_particles, params.centres
+        r, n, centres = params.design.radius, params.n_particles, params.centres
         assert field.shape == (3,) + (size,) * dim and field.dtype == np.float32
         assert np.abs(field).max() <= 1 + 1e-6
         # count rule: n = round(vf / V(r)), at least 1
-        assert n == max(1, math.floor(params.vf_target / ball_volume(r, dim) + 0.5)) == len(centres)
+        vf = params.design.volume_fraction
+        assert n == max(1, math.floor(vf / ball_volume(r, dim) + 0.5)) == len(centres)
         # inside the box, no overlaps
         assert centres.min() >= r - 1e-12 and centres.max() <= 1 - r + 1e-12
         distances = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(n, 1)]
@@ -54,10 +56,11 @@ def test_generator_invariants(catalogue, dim, size, count):
         # realized vf: elements in a shell of width sqrt(dim) h around the surfaces can differ
         tolerance = n * surface(r, dim) * math.sqrt(dim) / size
         assert abs(params.vf_realized - n * ball_volume(r, dim)) <= tolerance
-        assert abs(params.vf_target - n * ball_volume(r, dim)) <= ball_volume(r, dim) / 2 + 1e-12
+        assert abs(vf - n * ball_volume(r, dim)) <= ball_volume(r, dim) / 2 + 1e-12
         # the field holds exactly the two materials, arranged by the mask
         mask = particle_mask(centres, r, size)
-        np.testing.assert_array_equal(field, field_from_mask(mask, params.matrix, params.particle, catalogue))
+        materials = params.design.matrix, params.design.particle
+        np.testing.assert_array_equal(field, field_from_mask(mask, *materials, catalogue))
         assert params.vf_realized == mask.mean()
 
 
@@ -90,7 +93,9 @@ def test_stochastic_count_rounding(catalogue):
     assert abs((counts == 4).mean() - 0.2) < 4 * math.sqrt(0.2 * 0.8 / 4000)
     assert particle_count(vf, radius, 2) == 3
     drawn = {
-        realize_particles(2, 16, 0, 1, radius, vf, rng, catalogue, stochastic_count=True)[0].n_particles
+        realize_particles(2, 16, ParticleDesign(0, 1, radius, vf), rng, catalogue, stochastic_count=True)[
+            0
+        ].n_particles
         for _ in range(30)
     }
     assert drawn == {3, 4}
@@ -121,9 +126,10 @@ def test_materials_uniform_over_nonempty_chunks(catalogue):
     ],
 )
 def test_bad_inputs_raise_clear_errors(catalogue, kwargs, message):
-    design = {"dim": 2, "size": 16, "matrix": 0, "particle": 1, "radius": 0.1, "volume_fraction": 0.3}
+    args = {"dim": 2, "size": 16, "matrix": 0, "particle": 1, "radius": 0.1, "volume_fraction": 0.3} | kwargs
+    design = ParticleDesign(*(args.pop(k) for k in ("matrix", "particle", "radius", "volume_fraction")))
     with pytest.raises(ValueError, match=message):
-        realize_particles(rng=np.random.default_rng(0), catalogue=catalogue, **(design | kwargs))
+        realize_particles(design=design, rng=np.random.default_rng(0), catalogue=catalogue, **args)
 
 
 def test_unplaceable_packing_gives_up_with_value_error(monkeypatch):

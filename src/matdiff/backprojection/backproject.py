@@ -12,7 +12,6 @@ and `reason`) instead of returning made-up numbers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +27,7 @@ from matdiff.backprojection.particles import (
     match_particles,
 )
 from matdiff.materials import Catalogue, load_catalogue
+from matdiff.microstructure import ParticleDesign
 
 GMM_SEED = 0
 """random_state of the Gaussian mixture, fixed so that backprojection is deterministic (seed A's code: 0)."""
@@ -35,21 +35,22 @@ GMM_SEED = 0
 
 @dataclass(frozen=True, eq=False)
 class Backprojection:
-    """Design parameters recovered from one field; rows of the (2, 3) arrays are (matrix, particle).
+    """A design recovered from one field, with the fit that produced it; rows of (2, 3) arrays are the two
+    materials, (matrix, particle) when valid.
 
-    When `valid` is False, `reason` says why; the material fields still describe the GMM fit (rows
-    ordered by element count, majority first; both rows the one material when every element is nearest
-    to the same mean), while `mask` is all False, `radius`, `radius_variance` and `volume_fraction` are
-    NaN and the counts are 0.
+    When `valid` is False, `design` is None and `reason` says why; the material fields still describe the GMM
+    fit (rows ordered by element count, majority first; both rows the one material when every element is
+    nearest to the same mean), while `mask` is all False, `radius_variance` is NaN and the counts are 0.
     """
 
     valid: bool
     reason: str
     """Empty when valid; otherwise why no matrix/particle assignment exists."""
-    matrix: int
-    """Catalogue row of the matrix material (nearest to the matrix mean)."""
-    particle: int
-    """Catalogue row of the particle material (nearest to the particle mean)."""
+    design: ParticleDesign | None
+    """Matrix and particle (nearest catalogue rows of the two means), mean matched radius (unit-cell
+    lengths) and volume fraction (share of particle elements); None when invalid."""
+    rows: np.ndarray
+    """(2,) int catalogue rows nearest to the two means (the design's matrix and particle when valid)."""
     means: np.ndarray
     """(2, 3) float64 GMM means in normalized space, channels (E, nu, rho)."""
     means_physical: np.ndarray
@@ -60,12 +61,8 @@ class Backprojection:
     """Sum of the two spherical GMM variances, normalized space (seed A's material-fitting variance)."""
     mask: np.ndarray
     """(*spatial) bool, True on particle elements."""
-    radius: float
-    """Mean radius of the matched particles, unit-cell lengths."""
     radius_variance: float
     """Variance of the matched particle radii, squared unit-cell lengths (the label-choice criterion)."""
-    volume_fraction: float
-    """Share of particle elements."""
     n_points: int
     """Skeleton points matched as particle centres."""
     n_particles: int
@@ -128,7 +125,7 @@ def choose_particle_label(
 
 def material_rows(means: np.ndarray, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
     """Nearest catalogue rows (2,) of normalized means (2, 3) and their normalized distances (2,)."""
-    rows = np.asarray(catalogue.nearest(means))
+    rows = np.asarray(catalogue.nearest(means), dtype=np.int64)
     distances = np.linalg.norm(means - catalogue.normalize(catalogue.props[rows]), axis=1)
     return rows, distances
 
@@ -164,19 +161,18 @@ def backproject(
         return invalid_backprojection(str(failure), ordered, fit_variance, spatial, catalogue)
     ordered = means[[1 - particle, particle]]
     rows, distances = material_rows(ordered, catalogue)
+    volume_fraction = float(counts[particle] / labels.size)
     return Backprojection(
         valid=True,
         reason="",
-        matrix=int(rows[0]),
-        particle=int(rows[1]),
+        design=ParticleDesign(int(rows[0]), int(rows[1]), match.radius, volume_fraction),
+        rows=rows,
         means=ordered,
         means_physical=catalogue.denormalize(ordered),
         material_distances=distances,
         fit_variance=fit_variance,
         mask=labels == particle,
-        radius=match.radius,
         radius_variance=match.radius_variance,
-        volume_fraction=float(counts[particle] / labels.size),
         n_points=match.n_points,
         n_particles=len(match.radii),
     )
@@ -190,26 +186,14 @@ def invalid_backprojection(
     return Backprojection(
         valid=False,
         reason=reason,
-        matrix=int(rows[0]),
-        particle=int(rows[1]),
+        design=None,
+        rows=rows,
         means=means,
         means_physical=catalogue.denormalize(means),
         material_distances=distances,
         fit_variance=fit_variance,
         mask=np.zeros(spatial, dtype=bool),
-        radius=float("nan"),
         radius_variance=float("nan"),
-        volume_fraction=float("nan"),
         n_points=0,
         n_particles=0,
     )
-
-
-def backproject_batch(
-    fields: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
-    catalogue: Catalogue | None = None,
-    **options: float,
-) -> list[Backprojection]:
-    """`backproject` every field of a batch (B, 3, *spatial) or a sequence of fields; options as there."""
-    catalogue = load_catalogue() if catalogue is None else catalogue
-    return [backproject(field, catalogue, **options) for field in fields]

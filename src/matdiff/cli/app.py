@@ -2,10 +2,10 @@
 
 import typer
 
-from matdiff.cli import dataset, design, materials, optimize_noise, sample, styles, train
+from matdiff.cli import dataset, design, materials, optimize_noise, quality, sample, styles, train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-for module in (dataset, design, materials, optimize_noise, sample, styles, train):
+for module in (dataset, design, materials, optimize_noise, quality, sample, styles, train):
     module.register(app)
 
 

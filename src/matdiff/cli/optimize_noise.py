@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -66,80 +65,6 @@ def parse_gammas(text: str | None, style: str) -> tuple[float, ...]:
     return gammas
 
 
-def tile(cell: np.ndarray, n: int = 5) -> np.ndarray:
-    """An (n H, n W) periodic tiling of one cell (H, W)."""
-    return np.tile(cell, (n, n))
-
-
-def save_figures(result, out: Path) -> None:
-    """designs.png (initial and final densities per design), tiling_5x5.png, loss_curve.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    B = result.design_final.shape[0]
-    fig, axes = plt.subplots(2, B, figsize=(2.6 * B, 5.4), squeeze=False)
-    for b in range(B):
-        for row, (name, arr, loss) in enumerate(
-            [
-                ("initial", result.design_init, result.loss_init),
-                ("final", result.design_final, result.loss_final),
-            ]
-        ):
-            ax = axes[row, b]
-            ax.imshow(arr[b], cmap="gray_r", vmin=0, vmax=1)
-            title = f"{name} #{b}\nloss {loss[b]:.3g}"
-            if row == 1:
-                title += f", B {100 * result.binarization[b]:.1f}%"
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "designs.png", dpi=120)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, B, figsize=(3.2 * B, 3.2), squeeze=False)
-    for b in range(B):
-        axes[0, b].imshow(tile(result.design_final[b]), cmap="gray_r", vmin=0, vmax=1)
-        axes[0, b].set_title(f"design #{b}, 5x5 cells", fontsize=8)
-        axes[0, b].axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "tiling_5x5.png", dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for b in range(B):
-        ax.semilogy(np.maximum(result.loss_history[:, b], 1e-12), label=f"design #{b}")
-    for k in np.flatnonzero(np.diff(result.history_stage)) + 1:
-        ax.axvline(k, color="gray", lw=0.6, ls="--")
-    ax.axhline(result.config.tol, color="red", lw=0.6)
-    ax.set_xlabel("evaluation (dashed: next gamma)")
-    ax.set_ylabel("best loss in stage")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "loss_curve.png", dpi=120)
-    plt.close(fig)
-
-
-def write_outputs(result, out: Path, extra: dict) -> None:
-    """result.json (summary, config, command), arrays.npz and the PNG figures under `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {**result.summary(), **extra}
-    (out / "result.json").write_text(json.dumps(summary, indent=2))
-    np.savez_compressed(
-        out / "arrays.npz",
-        noise_init=result.noise_init,
-        noise_final=result.noise_final,
-        image_init=result.image_init,
-        image_final=result.image_final,
-        design_init=result.design_init,
-        design_final=result.design_final,
-        loss_history=result.loss_history,
-        history_stage=result.history_stage,
-    )
-    save_figures(result, out)
-
-
 def optimize_noise_command(
     style: str = typer.Option("digits", help="Style: digits or metamaterial (sets seed B's gammas)."),
     target_c: str = typer.Option(
@@ -178,7 +103,12 @@ def optimize_noise_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from matdiff.diffusion import load_model
-    from matdiff.guidance.noise_opt import SEED_B_GAMMAS, NoiseOptConfig, optimize_noise
+    from matdiff.evaluation import Evaluator, run_campaign
+    from matdiff.evaluation.noise_report import write_noise_report
+    from matdiff.guidance import TargetObjective
+    from matdiff.guidance.noise_opt import SEED_B_GAMMAS, NoiseOptConfig
+    from matdiff.materials import load_catalogue
+    from matdiff.methods import NoiseSpace
 
     if style not in SEED_B_GAMMAS:
         raise typer.BadParameter(
@@ -197,6 +127,7 @@ def optimize_noise_command(
         torch.set_num_threads(threads)
     model_path = resolve_model_path(style, model)
     net = load_model(model_path, device="cpu")
+    objective = TargetObjective("homogenized_stiffness", target.tolist())
 
     with Progress(
         TextColumn("{task.description}"),
@@ -215,7 +146,8 @@ def optimize_noise_command(
                 description=f"stage {stage + 1}/{len(config.gammas)} gamma={gamma:g} best loss [{shown}]",
             )
 
-        result = optimize_noise(net, target, n_designs=n_designs, seed=seed, config=config, progress=progress)
+        method = NoiseSpace(net, config, progress=progress)
+        campaign = run_campaign(method, [objective], n_designs, Evaluator(load_catalogue()), seed=seed)
 
     extra = {
         "style": style,
@@ -224,10 +156,10 @@ def optimize_noise_command(
         "model": str(model_path),
         "command": " ".join(shlex.quote(a) for a in ["matdiff", *sys.argv[1:]]),
     }
-    write_outputs(result, out, extra)
+    summary = write_noise_report(out, campaign, extra)
     for b in range(n_designs):
         typer.echo(
-            f"design {b}: loss {result.loss_final[b]:.4g}, B {100 * result.binarization[b]:.2f}%, "
-            f"C_hom {np.round(result.C_final[b], 3).tolist()}"
+            f"design {b}: loss {summary['loss_final'][b]:.4g}, B {100 * summary['binarization'][b]:.2f}%, "
+            f"C_hom {np.round(summary['C_final'][b], 3).tolist()}"
         )
-    typer.echo(f"wall time {result.wall_time_s:.1f} s for {n_designs} design(s); results in {out}")
+    typer.echo(f"wall time {summary['wall_time_s']:.1f} s for {n_designs} design(s); results in {out}")

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 def train(
     data: Path = typer.Option(..., help="Zarr store with a 'fields' array (N, C, *spatial) in [-1, 1]."),
     out: Path = typer.Option(..., help="Run folder; re-running with the same folder resumes."),
-    preset: str = typer.Option("seedA-2d", help="seedA-2d, seedA-3d, seedB or tiny."),
+    preset: str = typer.Option("seedA-2d", help="matdiff-2d, seedA-2d, seedA-3d, seedB or tiny."),
     steps: int | None = typer.Option(None, help="Total optimizer steps (default: preset / resumed run)."),
     batch: int | None = typer.Option(None, help="Batch size (default: preset / resumed run)."),
     lr: float | None = typer.Option(None, help="Peak learning rate of the cosine schedule."),
@@ -30,8 +30,24 @@ def train(
     width: int | None = typer.Option(
         None, help="Rescale the preset's UNet to this stem width (e.g. seedB 32)."
     ),
+    min_snr_gamma: float | None = typer.Option(
+        None, min=0.0, help="Min-SNR-gamma loss weights (e.g. 5; 0 = uniform); default: preset / resumed run."
+    ),
+    augment: bool | None = typer.Option(
+        None, "--augment/--no-augment", help="Random grid symmetries (flips, rotations) of each sample."
+    ),
+    precision: str | None = typer.Option(None, help="fp32 or bf16 (autocast where the hardware has it)."),
+    monitor_every: int = typer.Option(
+        0, min=0, help="Every K steps, measure the prior's quality on --monitor-n samples (0: never)."
+    ),
+    monitor_n: int = typer.Option(32, min=2, help="Samples (and fresh data fields) per quality check."),
 ) -> None:
-    """Train a diffusion prior (AdamW, cosine warm-up, EMA, atomic checkpoints, exact resume)."""
+    """Train a diffusion prior (AdamW, cosine warm-up, EMA, atomic checkpoints, exact resume).
+
+    With --monitor-every, the run appends quality reports (two-phase-ness, contrast, distance to the
+    catalogue, valid backprojections; see `matdiff quality`) with the training CPU time to
+    OUT/monitor_log.jsonl.
+    """
     from matdiff.diffusion import train as run
     from matdiff.diffusion.presets import width_overrides
 
@@ -39,6 +55,9 @@ def train(
         overrides = width_overrides(preset, width) if width is not None else None
     except (KeyError, ValueError) as err:
         raise typer.BadParameter(str(err)) from None
+    if precision is not None and precision not in ("fp32", "bf16"):
+        raise typer.BadParameter(f"--precision must be fp32 or bf16, got {precision!r}")
+    monitor = _quality_monitor(data, monitor_n) if monitor_every else None
     result = run(
         data,
         out,
@@ -55,7 +74,28 @@ def train(
         stop_after=stop_after,
         time_limit=time_limit,
         unet_overrides=overrides,
+        min_snr_gamma=min_snr_gamma,
+        augment=augment,
+        precision=precision,
+        monitor=monitor,
+        monitor_every=monitor_every,
     )
     tail = result.losses[-min(50, len(result.losses)) :]
     loss = f", mean loss of the last {len(tail)} steps {sum(tail) / len(tail):.4f}" if tail else ""
     typer.echo(f"step {result.step} reached in {result.seconds:.1f} s{loss}; checkpoint {result.checkpoint}")
+
+
+def _quality_monitor(data: Path, n: int):
+    """A quality monitor against n fresh fields like those of the store ``data`` (particle stores only)."""
+    from matdiff.diffusion import open_fields
+    from matdiff.evaluation.quality import fresh_particle_fields, quality_monitor
+    from matdiff.materials import load_catalogue
+
+    _, attrs = open_fields(data)
+    if "dim" not in attrs or "catalogue_hash" not in attrs:
+        raise typer.BadParameter("--monitor-every needs a particle dataset (`matdiff dataset generate`)")
+    catalogue = load_catalogue()
+    if catalogue.hash != attrs["catalogue_hash"]:
+        raise typer.BadParameter(f"{data} was made with another catalogue than the shipped one")
+    fresh = fresh_particle_fields(int(attrs["dim"]), int(attrs["size"]), n, catalogue)
+    return quality_monitor(catalogue, fresh)

@@ -20,7 +20,7 @@ import numpy as np
 import zarr
 
 import matdiff
-from matdiff.microstructure import ParticleParams
+from matdiff.microstructure import ParticleRealization
 
 FORMAT = "matdiff.particles/1"
 CHUNK_SAMPLES = 64
@@ -139,13 +139,13 @@ def open_or_create_store(path: Path, attrs: dict[str, Any]) -> zarr.Group:
     return group
 
 
-def write_chunk(group: zarr.Group, chunk: int, samples: list[tuple[ParticleParams, np.ndarray]]) -> None:
+def write_chunk(group: zarr.Group, chunk: int, samples: list[tuple[ParticleRealization, np.ndarray]]) -> None:
     """Write one chunk's fields and parameters (not its `done` flag)."""
     indices = chunk_range(dict(group.attrs), chunk)
     rows = slice(indices.start, indices.stop)
     group["fields"][rows] = np.stack([field for _, field in samples])
     for name, dtype in SCALAR_PARAMS.items():
-        group[name][rows] = np.array([getattr(params, name) for params, _ in samples], dtype=dtype)
+        group[name][rows] = np.array([params.record()[name] for params, _ in samples], dtype=dtype)
     centres = np.full(group["centres"].shape[1:], np.nan, dtype=np.float32)
     group["centres"][rows] = np.stack([padded(params.centres, centres) for params, _ in samples])
 

@@ -13,6 +13,11 @@ same data order without saving any loader state. Each epoch is a fresh order of 
   consecutive chunks into buffers of about ``buffer_bytes`` (default ``cache_bytes / 4``), and shuffles
   samples within a buffer; reads are whole chunks (chunk-aligned), one buffer held at a time.
 The two modes give different (each deterministic) orders, so ``cache_bytes`` is part of a run's arguments.
+
+Augmentation (``symmetry_augment``): each sample is mapped by a random symmetry of the square (8) or cube
+(48) grid, drawn as a function of (seed, step), so resumes stay exact. The particle data are invariant in
+distribution under these maps (centres uniform in [r, 1 - r] per axis, isotropic discs/spheres); periodic
+shifts are not used, since particles never cross the boundary.
 """
 
 from __future__ import annotations
@@ -73,8 +78,30 @@ def data_normalization(attrs: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def symmetry_augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each sample of ``batch`` (B, C, *S), square/cubic S, under its own uniformly drawn grid symmetry.
+
+    A symmetry is a permutation of the spatial axes followed by a flip of each axis (2^d d! maps: the
+    dihedral group of the square, 8, or the full octahedral group of the cube, 48). Returns a new array.
+    """
+    spatial = batch.shape[2:]
+    if len(set(spatial)) != 1:
+        raise ValueError(f"symmetry augmentation needs a square/cubic grid, got spatial shape {spatial}")
+    d = len(spatial)
+    out = np.empty_like(batch)
+    for i, sample in enumerate(batch):
+        axes = 1 + rng.permutation(d)
+        mapped = np.transpose(sample, (0, *axes))
+        flips = tuple(1 + np.flatnonzero(rng.integers(0, 2, d)))
+        out[i] = np.flip(mapped, axis=flips) if flips else mapped
+    return out
+
+
 class BatchStream:
-    """Deterministic mini-batches of a (N, C, *S) array: ``batch(step)`` -> (B, C, *S) float32 numpy array."""
+    """Deterministic mini-batches of a (N, C, *S) array: ``batch(step)`` -> (B, C, *S) float32 numpy array.
+
+    ``augment`` maps every sample by a random grid symmetry (``symmetry_augment``) drawn from (seed, step).
+    """
 
     def __init__(
         self,
@@ -83,8 +110,10 @@ class BatchStream:
         seed: int,
         cache_bytes: int = 2**30,
         buffer_bytes: int | None = None,
+        augment: bool = False,
     ) -> None:
         self.fields = fields
+        self.augment = augment
         self.n = int(fields.shape[0])
         self.batch_size = batch_size
         self.seed = seed
@@ -134,7 +163,10 @@ class BatchStream:
                 sel = pos[buffers[pos] == b]
                 data, where = self._read_buffer(int(epoch), int(b), order[buffers == b])
                 out.append(data[[where[i] for i in order[sel]]])
-        return np.concatenate(out).astype(np.float32, copy=False)
+        batch = np.concatenate(out).astype(np.float32, copy=False)
+        if self.augment:
+            batch = symmetry_augment(batch, np.random.default_rng([self.seed, step, 1]))
+        return batch
 
     def _read_buffer(self, epoch: int, b: int, indices: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
         """Buffer ``b`` of ``epoch`` read chunk by chunk: (data (M, C, *S), sample index -> row)."""

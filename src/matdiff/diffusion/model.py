@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from matdiff.diffusion.checkpoint import (
     WEIGHTS,
@@ -18,14 +17,15 @@ from matdiff.diffusion.checkpoint import (
     read_config,
     resolve_checkpoint,
 )
-from matdiff.diffusion.schedule import alphas_cumprod, ddim_update, make_scheduler, x0_eps_from_output
+from matdiff.diffusion.sampling import PlainRule, ddim_loop, ddim_steps
+from matdiff.diffusion.schedule import alphas_cumprod, make_scheduler, x0_eps_from_output
 from matdiff.diffusion.unet import UNet
 
 DEFAULT_MODEL = "default_model"
 
 
 class DiffusionModel:
-    """An unconditional diffusion prior over normalized fields (C, *spatial) in [-1, 1].
+    """A diffusion prior over normalized fields (C, *spatial) in [-1, 1] (conditional if its UNet is).
 
     Attributes: ``config`` (dict, the checkpoint's config.json: "unet", "scheduler", "prediction_type",
     "dim", "size", "channels", "catalogue_hash", "normalization", "training", "step"), ``unet`` (EMA weights,
@@ -87,21 +87,22 @@ class DiffusionModel:
         return t.expand(batch) if t.numel() == 1 else t
 
     def predict(
-        self, x_t: torch.Tensor, t: torch.Tensor | int, clip: bool = False
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor | int,
+        clip: bool = False,
+        condition: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0_hat, eps_hat), each (B, C, *spatial), for noisy fields x_t (B, C, *spatial) at timesteps t.
 
         ``t``: int or (B,) integers in 0..T-1. Differentiable w.r.t. x_t. ``clip`` clamps x0_hat to [-1, 1]
-        (eps_hat stays the network's, as in diffusers' DDIM step).
+        (eps_hat stays the network's, as in diffusers' DDIM step). ``condition``: (B, K) labels of a
+        conditional model, None for its unconditional (null) prediction.
         """
         t = self._timesteps(t, x_t.shape[0])
-        output = self.unet(x_t, t)
+        output = self.unet(x_t, t) if condition is None else self.unet(x_t, t, condition)
         x0, eps = x0_eps_from_output(output, x_t, t, self._abar, self.prediction_type)
         return (x0.clamp(-1, 1) if clip else x0), eps
-
-    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor | int, clip: bool = False) -> torch.Tensor:
-        """x0_hat (B, C, *spatial) for x_t at timesteps t; see ``predict``."""
-        return self.predict(x_t, t, clip)[0]
 
     @torch.no_grad()
     def sample(
@@ -112,31 +113,22 @@ class DiffusionModel:
         generator: torch.Generator | None = None,
         progress: bool = True,
         shape: tuple[int, ...] | None = None,
+        condition: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """n unconditional samples (n, C, *spatial) in [-1, 1] by DDIM with ``steps`` steps and ``eta``.
 
-        Timesteps come from the configured diffusers DDIM scheduler (trailing spacing: 999, ..., for seed A);
-        each step is ``ddim_update`` on ``predict`` (x0 clipped when the schedule says clip_sample). Our own
-        update rather than ``DDIMScheduler.step``: diffusers takes sqrt(1 - a_prev - sigma^2) unclamped, which
-        is NaN at the zero-SNR first step when eta = 1. The initial noise and the DDIM noise (eta > 0) come
-        from ``generator`` (on any device); eta = 0 with the same generator seed is deterministic. ``shape``
-        (C, *spatial) overrides the training shape.
+        Runs ``sampling.ddim_loop`` with the plain rule (x0 clipped when the schedule says clip_sample). Our
+        own update rather than ``DDIMScheduler.step``: diffusers takes sqrt(1 - a_prev - sigma^2) unclamped,
+        which is NaN at the zero-SNR first step when eta = 1. The initial noise and the DDIM noise (eta > 0)
+        come from ``generator`` (on any device); eta = 0 with the same generator seed is deterministic.
+        ``shape`` (C, *spatial) overrides the training shape; ``condition`` (n, K) conditions the samples.
         """
         shape = tuple(shape or self.sample_shape)
-        scheduler = self.scheduler("ddim")
-        scheduler.set_timesteps(steps)
-        timesteps = [int(t) for t in scheduler.timesteps]
-        abar = self._abar.double()
         clip = bool(self.config["scheduler"].get("clip_sample", False))
         gen_device = generator.device if generator is not None else self.device
         x = torch.randn((n, *shape), generator=generator, device=gen_device).to(self.device)
-        for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress)):
-            x0, eps = self.predict(x, t, clip=clip)
-            a_prev = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), dtype=abar.dtype)
-            noise = None
-            if eta > 0:
-                noise = torch.randn(x.shape, generator=generator, device=gen_device).to(self.device)
-            x = ddim_update(x0, eps, abar[t], a_prev, eta, noise)
+        rule = PlainRule(clip=clip, condition=condition)
+        x = ddim_loop(self, x, ddim_steps(self.scheduler(), steps), eta, rule, generator, progress=progress)
         return x.clamp(-1, 1)
 
 

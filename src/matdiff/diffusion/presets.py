@@ -54,7 +54,35 @@ _SEED_A_UNET: dict[str, Any] = {
 #: Seed A (SPEC 4): AdamW, 5,000 warm-up steps, peak lr 1e-3, batch 128, 100,000 steps, EMA.
 _SEED_A_TRAINING: dict[str, Any] = {"steps": 100_000, "batch": 128, "lr": 1e-3, "warmup": 5_000, "ema": 0.999}
 
+#: matdiff's own 2D recipe (issue 23), chosen by the side-by-side CPU comparison in docs/benchmarks.md
+#: ("Prior training recipes"): seed A's UNet blocks, but on 2x2 patches (space-to-depth, as DiT), so the
+#: network runs at 32x32 for 64x64 fields (~5x less CPU per sample), with a third level (32, 64, 128) and the
+#: mid block at 4x4; Min-SNR-5 loss weights, random grid symmetries of every sample, bfloat16 autocast.
+_MATDIFF_2D_UNET: dict[str, Any] = {
+    **_SEED_A_UNET,
+    "patch_size": 2,
+    "stem_channels": 32,
+    "block_channels": [32, 64, 128],
+    "attention_levels": [False, False, False],
+    "mid_channels": [128, 128, 128],
+}
+_MATDIFF_TRAINING: dict[str, Any] = {
+    "steps": 40_000,
+    "batch": 32,
+    "lr": 1e-3,
+    "warmup": 500,
+    "ema": 0.999,
+    "min_snr_gamma": 5.0,
+    "augment": True,
+    "precision": "bf16",
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
+    "matdiff-2d": {
+        "unet": {"spatial_dims": 2, **_MATDIFF_2D_UNET},
+        "scheduler": SEED_A_SCHEDULER,
+        "training": _MATDIFF_TRAINING,
+    },
     "seedA-2d": {
         "unet": {"spatial_dims": 2, **_SEED_A_UNET},
         "scheduler": SEED_A_SCHEDULER,

@@ -70,6 +70,37 @@ def training_target(
     raise ValueError(f"unknown prediction_type {prediction_type!r}")
 
 
+def signal_to_noise(abar: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """SNR a_t / (1 - a_t) (B,) float32 at integer timesteps t (B,); 0 at a zero-terminal-SNR last step."""
+    a = abar.to(t.device)[t.long()].float()
+    return a / (1 - a).clamp_min(1e-12)
+
+
+def loss_weights(
+    abar: torch.Tensor, t: torch.Tensor, prediction_type: str, min_snr_gamma: float | None
+) -> torch.Tensor:
+    """Per-sample weights (B,) of the squared error on the network output at timesteps t (B,).
+
+    None or 0: uniform (1). Otherwise Min-SNR-gamma (Hang et al. 2023): the implied x0 loss is weighted by
+    min(SNR, gamma), i.e. the output loss by min(SNR, gamma) / SNR for epsilon, / (SNR + 1) for v and by
+    min(SNR, gamma) for x0 targets. At SNR = 0 (the zero-terminal-SNR step) the weight is 1, as in
+    diffusers' training scripts, so that the pure-noise step is still learned.
+    """
+    if not min_snr_gamma:
+        return torch.ones(t.shape, device=t.device)
+    snr = signal_to_noise(abar, t)
+    clipped = torch.minimum(snr, torch.full_like(snr, float(min_snr_gamma)))
+    if prediction_type == "v_prediction":
+        weights = clipped / (snr + 1)
+    elif prediction_type == "epsilon":
+        weights = clipped / snr.clamp_min(1e-12)
+    elif prediction_type == "sample":
+        weights = clipped
+    else:
+        raise ValueError(f"unknown prediction_type {prediction_type!r}")
+    return torch.where(snr == 0, torch.ones_like(weights), weights)
+
+
 def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
     """x_t = sqrt(a_t) x0 + sqrt(1 - a_t) noise, shaped like x0."""
     s, r = _coefficients(abar, t, x0)

@@ -6,9 +6,15 @@ seconds per step). Re-running with the same ``out`` resumes from the latest chec
 with the same optimizer, LR-scheduler, EMA and RNG states and the same data order (the batch of step k is a
 function of (seed, k)), so 2 + 2 steps give bit-identical weights to 4 steps on the same device.
 
-Loss: mean squared error between the UNet output and the target of the schedule's prediction type
-(v = sqrt(a) eps - sqrt(1 - a) x0 for seed A, eps for seed B), timesteps uniform in 0..T-1. Mixed precision
-(bfloat16 autocast) only on CUDA devices that support it; CPU runs in float32.
+Loss: squared error between the UNet output and the target of the schedule's prediction type
+(v = sqrt(a) eps - sqrt(1 - a) x0 for seed A, eps for seed B), timesteps uniform in 0..T-1, per-sample
+weights uniform or Min-SNR-gamma (``min_snr_gamma``, see ``schedule.loss_weights``). ``augment`` maps every
+training sample by a random symmetry of the grid (``data.symmetry_augment``). ``precision`` "bf16" runs the
+forward pass under bfloat16 autocast (weights, optimizer and loss stay float32) on CPUs with AVX-512 BF16 /
+AMX and CUDA devices that support it; "fp32" everywhere else. A ``monitor`` callback (e.g. the prior quality
+report of ``matdiff.evaluation``) is called on the EMA network every ``monitor_every`` steps; its result is
+appended to ``out/monitor_log.jsonl`` with the training CPU seconds so far (process time, summed across
+resumes, without the monitor's own time): the quality-against-CPU-time curve.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ import copy
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm.auto import tqdm
 
@@ -39,11 +45,26 @@ from matdiff.diffusion.checkpoint import (
 )
 from matdiff.diffusion.data import BatchStream, data_normalization, open_fields
 from matdiff.diffusion.presets import get_preset
-from matdiff.diffusion.schedule import add_noise, alphas_cumprod, training_target
+from matdiff.diffusion.schedule import add_noise, alphas_cumprod, loss_weights, training_target
 from matdiff.diffusion.unet import UNet
 
 #: Training arguments that fix the optimization trajectory: a resumed run must use the same values.
-TRAJECTORY_ARGS = ("preset", "batch", "lr", "warmup", "ema", "seed", "cache_bytes")
+TRAJECTORY_ARGS = (
+    "preset",
+    "batch",
+    "lr",
+    "warmup",
+    "ema",
+    "seed",
+    "cache_bytes",
+    "min_snr_gamma",
+    "augment",
+    "precision",
+)
+PRECISIONS = ("fp32", "bf16")
+
+#: ``monitor(ema_unet, config, step) -> dict`` of JSON-able numbers; see ``train``.
+Monitor = Callable[[UNet, dict[str, Any], int], dict[str, Any]]
 
 
 @dataclass
@@ -62,6 +83,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def autocast_enabled(device: torch.device, precision: str) -> bool:
+    """Whether bfloat16 autocast runs on ``device``: never for "fp32", where supported for "bf16"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return False
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16()
+
+
+def _cpu_has_bf16() -> bool:
+    """True when this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
@@ -136,13 +177,19 @@ def train(
     stop_after: int | None = None,
     time_limit: float | None = None,
     cache_bytes: int | None = None,
+    min_snr_gamma: float | None = None,
+    augment: bool | None = None,
+    precision: str | None = None,
+    monitor: Monitor | None = None,
+    monitor_every: int = 0,
     progress: bool = True,
 ) -> TrainResult:
     """Train (or resume) a diffusion prior on the zarr store ``data``, writing checkpoints under ``out``.
 
-    Unset arguments come from the resumed checkpoint, else from the preset ("training" defaults; seed 0).
-    ``stop_after`` (steps) and ``time_limit`` (seconds) end this call early with a checkpoint; calling again
-    continues. The UNet's channel count follows the data. Returns a TrainResult.
+    Unset arguments come from the resumed checkpoint, else from the preset ("training" defaults; seed 0,
+    uniform loss weights, no augmentation, fp32). ``stop_after`` (steps) and ``time_limit`` (seconds) end
+    this call early with a checkpoint; calling again continues. The UNet's channel count follows the data.
+    ``monitor`` is called every ``monitor_every`` steps (0: never). Returns a TrainResult.
     """
     out, data = Path(out), Path(data)
     started = time.perf_counter()
@@ -157,14 +204,22 @@ def train(
         ema=ema,
         seed=seed,
         cache_bytes=cache_bytes,
+        min_snr_gamma=min_snr_gamma,
+        augment=augment,
+        precision=precision,
     )
     args = _resolve_args(preset, given, previous["training"] if previous else None)
     args["seed"] = 0 if args["seed"] is None else args["seed"]
     args["cache_bytes"] = args["cache_bytes"] or 2**30
+    args["augment"] = bool(args["augment"])
+    args["precision"] = args["precision"] or "fp32"
     dev = resolve_device(device)
+    amp = autocast_enabled(dev, args["precision"])
 
     fields, attrs = open_fields(data)
-    stream = BatchStream(fields, args["batch"], args["seed"], cache_bytes=args["cache_bytes"])
+    stream = BatchStream(
+        fields, args["batch"], args["seed"], cache_bytes=args["cache_bytes"], augment=args["augment"]
+    )
     torch.manual_seed(args["seed"])
     if previous:
         unet = build_unet(previous)
@@ -196,26 +251,27 @@ def train(
     optimizer = torch.optim.AdamW(unet.parameters(), lr=args["lr"])
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, args["warmup"], args["steps"])
     generator = torch.Generator(dev).manual_seed(args["seed"])
-    step = 0
+    step, cpu_seconds = 0, 0.0
     if last_ckpt is not None:
-        step = _load_train_state(last_ckpt, unet, ema_unet, optimizer, lr_schedule, generator)
+        step, cpu_seconds = _load_train_state(last_ckpt, unet, ema_unet, optimizer, lr_schedule, generator)
 
     abar = alphas_cumprod(config["scheduler"]).to(dev)
     prediction, T = config["prediction_type"], len(abar)
-    amp = dev.type == "cuda" and torch.cuda.is_bf16_supported()
     end = args["steps"] if stop_after is None else min(args["steps"], step + stop_after)
     result = TrainResult(out=out, step=step, checkpoint=last_ckpt)
     log, window = out / "train_log.jsonl", []
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=args["steps"], initial=step, desc=f"train {preset}", disable=not progress)
-    tick = time.perf_counter()
+    tick, cpu_tick = time.perf_counter(), time.process_time()
     while step < end:
         x0 = torch.from_numpy(stream.batch(step)).to(dev, non_blocking=True)
         t = torch.randint(0, T, (x0.shape[0],), generator=generator, device=dev)
         noise = torch.randn(x0.shape, generator=generator, device=dev)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             output = unet(add_noise(x0, noise, t, abar), t)
-        loss = F.mse_loss(output.float(), training_target(x0, noise, t, abar, prediction))
+        squared = (output.float() - training_target(x0, noise, t, abar, prediction)) ** 2
+        weights = loss_weights(abar, t, prediction, args["min_snr_gamma"])
+        loss = (squared.flatten(1).mean(1) * weights).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -233,10 +289,15 @@ def train(
             window, tick = [], now
         out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
         if step % ckpt_every == 0 or step == end or out_of_time:
+            cpu_seconds, cpu_tick = cpu_seconds + time.process_time() - cpu_tick, time.process_time()
             config = {**config, "training": args, "step": step}
-            result.checkpoint = _save(
-                out, config, ema_unet, unet, optimizer, lr_schedule, generator, step, keep
-            )
+            state = (optimizer, lr_schedule, generator, cpu_seconds)
+            result.checkpoint = _save(out, config, ema_unet, unet, state, step, keep)
+        if monitor is not None and monitor_every > 0 and step % monitor_every == 0:
+            cpu_seconds, cpu_tick = cpu_seconds + time.process_time() - cpu_tick, time.process_time()
+            report = monitor(ema_unet, {**config, "training": args, "step": step}, step)
+            _append_jsonl(out / "monitor_log.jsonl", {"step": step, "cpu_seconds": cpu_seconds, **report})
+            cpu_tick = time.process_time()
         if out_of_time:
             break
     bar.close()
@@ -246,31 +307,25 @@ def train(
 
 def _append_log(path: Path, step: int, losses: list[float], lr: float, sec_per_step: float) -> None:
     """Append one JSON line (step, mean loss over the window, lr, seconds per step) to the run log."""
-    record = {
-        "step": step,
-        "loss": sum(losses) / len(losses),
-        "lr": lr,
-        "sec_per_step": sec_per_step,
-        "time": time.time(),
-    }
+    record = {"step": step, "loss": sum(losses) / len(losses), "lr": lr, "sec_per_step": sec_per_step}
+    _append_jsonl(path, record)
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` with the wall-clock time as one JSON line to ``path``."""
     with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps({**record, "time": time.time()}) + "\n")
 
 
-def _save(
-    out: Path,
-    config: dict,
-    ema_unet: UNet,
-    unet: UNet,
-    optimizer,
-    lr_schedule,
-    generator,
-    step: int,
-    keep: int,
-) -> Path:
-    """Write checkpoint ``step`` atomically and delete all but the newest ``keep`` checkpoints."""
+def _save(out: Path, config: dict, ema_unet: UNet, unet: UNet, state: tuple, step: int, keep: int) -> Path:
+    """Write checkpoint ``step`` atomically and delete all but the newest ``keep`` checkpoints.
+
+    ``state``: (optimizer, LR scheduler, generator, training CPU seconds so far).
+    """
+    optimizer, lr_schedule, generator, cpu_seconds = state
     state = {
         "step": step,
+        "cpu_seconds": cpu_seconds,
         "optimizer": optimizer.state_dict(),
         "lr_scheduler": lr_schedule.state_dict(),
         "generator": generator.get_state(),
@@ -284,8 +339,13 @@ def _save(
     return path
 
 
-def _load_train_state(directory: Path, unet: UNet, ema_unet: UNet, optimizer, lr_schedule, generator) -> int:
-    """Restore weights, EMA, optimizer, LR-schedule and RNG states from a checkpoint; returns its step."""
+def _load_train_state(
+    directory: Path, unet: UNet, ema_unet: UNet, optimizer, lr_schedule, generator
+) -> tuple[int, float]:
+    """Restore weights, EMA, optimizer, LR-schedule and RNG states from a checkpoint.
+
+    Returns (step, training CPU seconds so far; 0 for checkpoints that did not record them).
+    """
     load_weights(unet, directory / RAW_WEIGHTS)
     load_weights(ema_unet, directory / WEIGHTS)
     try:
@@ -298,4 +358,4 @@ def _load_train_state(directory: Path, unet: UNet, ema_unet: UNet, optimizer, lr
             torch.cuda.set_rng_state_all(state["cuda_rng"])
     except (OSError, RuntimeError, KeyError, ValueError, EOFError) as err:
         raise CheckpointError(f"cannot restore training state from {directory / TRAIN_STATE}: {err}") from err
-    return int(state["step"])
+    return int(state["step"]), float(state.get("cpu_seconds", 0.0))

@@ -45,6 +45,30 @@ def _conv(dims: int, c_in: int, c_out: int, kernel: int) -> nn.Module:
     return conv(c_in, c_out, kernel, padding=kernel // 2)
 
 
+def space_to_depth(x: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, *S) -> (B, C * p^d, *S / p): every p^d block of elements becomes one element's channels."""
+    if p == 1:
+        return x
+    b, c, *spatial = x.shape
+    d = len(spatial)
+    split = [b, c] + [n for s in spatial for n in (s // p, p)]
+    # (B, C, S1/p, p, S2/p, p, ...) -> (B, C, p, p, ..., S1/p, S2/p, ...)
+    order = [0, 1] + [3 + 2 * i for i in range(d)] + [2 + 2 * i for i in range(d)]
+    return x.reshape(split).permute(order).reshape(b, c * p**d, *(s // p for s in spatial))
+
+
+def depth_to_space(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Inverse of ``space_to_depth``: (B, C * p^d, *S) -> (B, C, *S * p)."""
+    if p == 1:
+        return x
+    b, cp, *spatial = x.shape
+    d = len(spatial)
+    c = cp // p**d
+    x = x.reshape([b, c] + [p] * d + spatial)
+    order = [0, 1] + [n for i in range(d) for n in (2 + d + i, 2 + i)]
+    return x.permute(order).reshape(b, c, *(s * p for s in spatial))
+
+
 class FourierTimeEmbedding(nn.Module):
     """Gaussian Fourier features of integer timesteps (Tancik et al. 2020).
 
@@ -64,6 +88,34 @@ class FourierTimeEmbedding(nn.Module):
         """(B,) integer or float timesteps -> (B, dim) float32 features."""
         phase = 2 * math.pi * (t.float() / self.num_train_timesteps)[:, None] * self.weight[None, :]
         return torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
+
+
+class ConditionEmbedding(nn.Module):
+    """Scalar labels (B, K) -> (B, dim): Gaussian Fourier features of each label and a 2-layer SiLU MLP.
+
+    A learned null embedding stands in for a missing label: ``condition=None`` (unconditional) or rows with
+    a NaN (classifier-free guidance drops labels that way in training). Labels should be O(1) (seed A's
+    code feeds K / 700).
+    """
+
+    def __init__(self, labels: int, features: int, dim: int, scale: float = 1.0) -> None:
+        super().__init__()
+        if features % 2:
+            raise ValueError(f"condition feature size must be even, got {features}")
+        generator = torch.Generator().manual_seed(1)
+        self.register_buffer("weight", torch.randn(labels, features // 2, generator=generator) * scale)
+        self.mlp = nn.Sequential(nn.Linear(labels * features, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, condition: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B, dim) embedding of labels (B, K) or None."""
+        if condition is None:
+            return self.null.expand(batch, -1)
+        condition = condition.float().reshape(batch, -1)
+        missing = torch.isnan(condition).any(dim=1, keepdim=True)
+        phase = 2 * math.pi * torch.where(missing, 0.0, condition)[:, :, None] * self.weight[None]
+        embedded = self.mlp(torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1).flatten(1))
+        return torch.where(missing, self.null.expand_as(embedded), embedded)
 
 
 class ResnetBlock(nn.Module):
@@ -132,6 +184,8 @@ class UNet(nn.Module):
         spatial_dims: 2 (fields (B, C, H, W)) or 3 (fields (B, C, D, H, W)).
         in_channels: data channels (3 for (E, nu, rho) fields, 1 for seed B's images).
         out_channels: model-output channels; defaults to in_channels.
+        patch_size: p; p > 1 folds every p^d block of elements into channels before the stem and unfolds
+            the head's output (space-to-depth, as DiT's patches), so the network runs at 1/p resolution.
         stem_channels / stem_kernel: the input embedding convolution (8, kernel 1 in seed A).
         block_channels: output channels of the down levels (32, 64).
         layers_per_block: ResNet layers per level, down and up (2).
@@ -141,6 +195,8 @@ class UNet(nn.Module):
         attention_heads, norm_groups, dropout: attention heads, GroupNorm groups, dropout in ResNet layers.
         time_embed_dim / time_hidden_dim: Fourier feature size (16) and time MLP width (32).
         fourier_scale: standard deviation of the Fourier frequencies (applied to t / num_train_timesteps).
+        condition_dim: number of scalar labels of a conditional model (0: unconditional); their embedding
+            (``ConditionEmbedding``, time_embed_dim features per label) is added to the time embedding.
     """
 
     def __init__(
@@ -148,6 +204,7 @@ class UNet(nn.Module):
         spatial_dims: int = 2,
         in_channels: int = 3,
         out_channels: int | None = None,
+        patch_size: int = 1,
         stem_channels: int = 8,
         stem_kernel: int = 1,
         block_channels: tuple[int, ...] = (32, 64),
@@ -162,6 +219,7 @@ class UNet(nn.Module):
         fourier_scale: float = 1.0,
         num_train_timesteps: int = 1000,
         dropout: float = 0.0,
+        condition_dim: int = 0,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -178,6 +236,7 @@ class UNet(nn.Module):
             spatial_dims=spatial_dims,
             in_channels=in_channels,
             out_channels=out_channels,
+            patch_size=patch_size,
             stem_channels=stem_channels,
             stem_kernel=stem_kernel,
             block_channels=list(block_channels),
@@ -192,8 +251,13 @@ class UNet(nn.Module):
             fourier_scale=fourier_scale,
             num_train_timesteps=num_train_timesteps,
             dropout=dropout,
+            condition_dim=condition_dim,
         )
+        if patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
         dims, g, temb = spatial_dims, norm_groups, time_hidden_dim
+        self.patch_size = patch_size
+        folded = patch_size**spatial_dims
         self.pools = [downsample_last or i < len(block_channels) - 1 for i in range(len(block_channels))]
 
         def res(c_in: int, c_out: int) -> ResnetBlock:
@@ -208,7 +272,10 @@ class UNet(nn.Module):
             nn.SiLU(),
             nn.Linear(temb, temb),
         )
-        self.stem = _conv(dims, in_channels, stem_channels, stem_kernel)
+        self.condition_embed = (
+            ConditionEmbedding(condition_dim, time_embed_dim, temb, fourier_scale) if condition_dim else None
+        )
+        self.stem = _conv(dims, in_channels * folded, stem_channels, stem_kernel)
 
         self.down = nn.ModuleList()
         c = stem_channels
@@ -241,11 +308,18 @@ class UNet(nn.Module):
                 c = c_out
             self.up.append(layers)
 
-        self.head = nn.Sequential(nn.GroupNorm(min(g, c), c), nn.SiLU(), _conv(dims, c, out_channels, 1))
+        self.head = nn.Sequential(
+            nn.GroupNorm(min(g, c), c), nn.SiLU(), _conv(dims, c, out_channels * folded, 1)
+        )
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """Model output (B, C_out, *S) for fields x (B, C, *S) at integer timesteps t (B,) or scalar."""
-        factor = 2 ** sum(self.pools)
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor | int, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Model output (B, C_out, *S) for fields x (B, C, *S) at integer timesteps t (B,) or scalar.
+
+        ``condition``: labels (B, condition_dim) of a conditional model (NaN rows or None: unconditional).
+        """
+        factor = self.patch_size * 2 ** sum(self.pools)
         if x.ndim != self.config["spatial_dims"] + 2 or any(s % factor for s in x.shape[2:]):
             raise ValueError(
                 f"expected (B, C, *S) with {self.config['spatial_dims']} spatial axes divisible "
@@ -253,9 +327,13 @@ class UNet(nn.Module):
             )
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
         temb = self.time_embed(t)
+        if self.condition_embed is not None:
+            temb = temb + self.condition_embed(condition, x.shape[0])
+        elif condition is not None:
+            raise ValueError("this UNet is unconditional (condition_dim 0) but was given a condition")
         pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
 
-        h = self.stem(x)
+        h = self.stem(space_to_depth(x, self.patch_size))
         skips = []
         for layers, pooled in zip(self.down, self.pools, strict=True):
             for resnet, attention in layers:
@@ -273,4 +351,4 @@ class UNet(nn.Module):
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
             for resnet, attention in layers:
                 h = attention(resnet(torch.cat([h, skips.pop()], dim=1), temb))
-        return self.head(h)
+        return depth_to_space(self.head(h), self.patch_size)

@@ -1,25 +1,31 @@
-"""Evaluation: re-evaluate backprojected designs on fresh microstructures and score them (SPEC 6)."""
+"""Evaluation: design campaigns for any design method, re-evaluation on fresh microstructures, seed A's
+metrics, target selection, prior quality and report files (SPEC 6)."""
 
-from matdiff.evaluation.campaign import Campaign, Proposal, run_campaign
+from matdiff.evaluation.campaign import CampaignResult, Evaluator, WorkUnit, plan_units, run_campaign
+from matdiff.evaluation.executors import Executor, LocalExecutor
 from matdiff.evaluation.metrics import chunk_coverage, frac_within, margin_table, relative_error
 from matdiff.evaluation.quality import prior_quality
 from matdiff.evaluation.reevaluate import (
-    Design,
-    bulk_modulus_of_fields,
-    reevaluate_bulk_modulus,
+    quantity_of_fields,
+    quantity_of_properties,
+    reevaluate,
     select_targets,
 )
 
 __all__ = [
-    "Campaign",
-    "Design",
-    "Proposal",
-    "bulk_modulus_of_fields",
+    "CampaignResult",
+    "Evaluator",
+    "Executor",
+    "LocalExecutor",
+    "WorkUnit",
     "chunk_coverage",
     "frac_within",
     "margin_table",
+    "plan_units",
     "prior_quality",
-    "reevaluate_bulk_modulus",
+    "quantity_of_fields",
+    "quantity_of_properties",
+    "reevaluate",
     "relative_error",
     "run_campaign",
     "select_targets",

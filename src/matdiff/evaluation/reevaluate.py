@@ -2,90 +2,90 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from matdiff import fem
-from matdiff.materials import Catalogue, load_catalogue
-from matdiff.microstructure import realize_particles, sample_particles
+from matdiff.materials import Catalogue, Properties, catalogue_properties, load_catalogue
+from matdiff.microstructure import ParticleDesign, realize_particles, sample_particles
 
 FEM_BATCH = 64
 """Fields per batched FEM call during re-evaluation."""
 
-
-@dataclass(frozen=True)
-class Design:
-    """Design parameters in the original space: catalogue rows, radius (cell lengths), volume fraction."""
-
-    matrix: int
-    particle: int
-    radius: float
-    volume_fraction: float
+QUANTITY_SHAPES = {"bulk_modulus": lambda dim: (), "homogenized_stiffness": lambda dim: (3 * (dim - 1),) * 2}
+"""Shape of one sample's value of each FEM quantity, by spatial dimension."""
 
 
-def bulk_modulus_of_fields(
-    fields: np.ndarray | torch.Tensor,
-    catalogue: Catalogue,
+def quantity_of_properties(
+    make: Callable[[torch.dtype], Properties],
+    quantity: str = "bulk_modulus",
     device: str | torch.device = "cpu",
-    progress: bool = False,
 ) -> np.ndarray:
-    """FEM bulk modulus (N,) in GPa of normalized fields (N, 3, *spatial), in batches of FEM_BATCH.
+    """FEM ``quantity`` (N, *shape) float64 numpy of the properties ``make(dtype)`` (each (N, *spatial)).
 
     Solved in float32 to the FEM's default relative residual 1e-6 (K within ~1e-6 relative of float64); a
     batch whose float32 solve does not converge is solved again in float64.
     """
+    solve = getattr(fem, quantity)
+
+    def solved(dtype: torch.dtype) -> np.ndarray:
+        props = make(dtype)
+        with torch.no_grad():
+            return solve(props.E.to(device), props.nu.to(device)).double().cpu().numpy()
+
+    try:
+        return solved(torch.float32)
+    except fem.ConvergenceError:  # float32 stalls at its floor on extreme contrasts: redo in float64
+        return solved(torch.float64)
+
+
+def quantity_of_fields(
+    fields: np.ndarray | torch.Tensor,
+    catalogue: Catalogue,
+    quantity: str = "bulk_modulus",
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """FEM ``quantity`` (N, *shape) of normalized particle fields (N, 3, *spatial), FEM_BATCH at a time."""
     fields = torch.as_tensor(fields)
     out = []
     starts = range(0, len(fields), FEM_BATCH)
-    for start in tqdm(starts, desc="FEM bulk modulus", unit="batch", disable=not progress):
-        batch = fields[start : start + FEM_BATCH].to(device)
-        try:
-            out.append(_bulk_modulus(batch, catalogue, torch.float32))
-        except fem.ConvergenceError:  # float32 stalls at its floor on extreme contrasts: redo in float64
-            out.append(_bulk_modulus(batch, catalogue, torch.float64))
-    return np.concatenate(out) if out else np.zeros(0)
+    for start in tqdm(starts, desc=f"FEM {quantity}", unit="batch", disable=not progress):
+        batch = fields[start : start + FEM_BATCH]
+        props = functools.partial(_field_properties, batch, catalogue)
+        out.append(quantity_of_properties(props, quantity, device))
+    shape = QUANTITY_SHAPES[quantity](fields.ndim - 2)
+    return np.concatenate(out) if out else np.zeros((0, *shape))
 
 
-def _bulk_modulus(fields: torch.Tensor, catalogue: Catalogue, dtype: torch.dtype) -> np.ndarray:
-    """FEM bulk modulus (N,) in GPa of normalized fields (N, 3, *spatial), solved in ``dtype``."""
-    props = catalogue.denormalize(fields.to(dtype).movedim(1, -1))
-    with torch.no_grad():
-        return fem.bulk_modulus(props[..., 0], props[..., 1]).double().cpu().numpy()
+def _field_properties(fields: torch.Tensor, catalogue: Catalogue, dtype: torch.dtype) -> Properties:
+    """Properties of normalized particle fields in ``dtype``."""
+    return catalogue_properties(fields.to(dtype), catalogue)
 
 
 def realizations(
-    design: Design, dim: int, size: int, count: int, rng: np.random.Generator, catalogue: Catalogue
+    design: ParticleDesign, dim: int, size: int, count: int, rng: np.random.Generator, catalogue: Catalogue
 ) -> Iterator[np.ndarray]:
     """``count`` fresh random fields (3, *spatial) of one design, particle count rounded stochastically."""
     for _ in range(count):
-        _, field = realize_particles(
-            dim,
-            size,
-            design.matrix,
-            design.particle,
-            design.radius,
-            design.volume_fraction,
-            rng,
-            catalogue=catalogue,
-            stochastic_count=True,
-        )
-        yield field
+        yield realize_particles(dim, size, design, rng, catalogue, stochastic_count=True)[1]
 
 
-def reevaluate_bulk_modulus(
-    designs: Sequence[Design | None],
+def reevaluate(
+    designs: Sequence[ParticleDesign | None],
     dim: int,
     size: int,
     rng: np.random.Generator,
     realizations_per_design: int = 10,
     catalogue: Catalogue | None = None,
     device: str | torch.device = "cpu",
+    quantity: str = "bulk_modulus",
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Mean and std (N,) of the FEM bulk modulus (GPa) over M fresh microstructures per design, and why a
+    """Mean and std (N, *shape) of the FEM ``quantity`` over M fresh microstructures per design, and why a
     design could not be evaluated ("" where it could).
 
     A ``None`` design (failed backprojection) and a design that cannot be realized (e.g. a volume fraction
@@ -103,11 +103,13 @@ def reevaluate_bulk_modulus(
             reasons[i] = f"not realizable: {err}"
             continue
         evaluated.append(i)
-    mean = np.full(len(designs), np.nan)
-    std = np.full(len(designs), np.nan)
+    shape = QUANTITY_SHAPES[quantity](dim)
+    mean = np.full((len(designs), *shape), np.nan)
+    std = np.full((len(designs), *shape), np.nan)
     if fields:
-        K = bulk_modulus_of_fields(np.stack(fields), catalogue, device).reshape(len(evaluated), -1)
-        mean[evaluated], std[evaluated] = K.mean(1), K.std(1)
+        values = quantity_of_fields(np.stack(fields), catalogue, quantity, device)
+        values = values.reshape(len(evaluated), realizations_per_design, *shape)
+        mean[evaluated], std[evaluated] = values.mean(1), values.std(1)
     return mean, std, reasons
 
 
@@ -128,6 +130,6 @@ def select_targets(
     catalogue = catalogue or load_catalogue()
     rng = np.random.default_rng(seed)
     fields = np.stack([sample_particles(dim, size, rng, catalogue)[1] for _ in range(n_samples)])
-    K = bulk_modulus_of_fields(fields, catalogue, device, progress=True)
+    K = quantity_of_fields(fields, catalogue, "bulk_modulus", device, progress=True)
     lo, hi = np.quantile(K, quantiles)
     return np.linspace(lo, hi, count), K

@@ -1,4 +1,5 @@
-"""Files a person reads after a run: JSON and CSV tables, frac/cov plots (field grids: matdiff.figures)."""
+"""What a person reads after a run: JSON and CSV tables, printed tables, frac/cov plots and design pictures
+(field grids: matdiff.figures)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def _finite_or_none(value: Any) -> Any:
         return {k: _finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_finite_or_none(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _finite_or_none(value.tolist())
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -66,3 +69,97 @@ def frac_cov_png(path: Path, targets: Sequence[float], rows: Sequence[dict[str, 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _number(value: Any, fmt: str) -> str:
+    """A scalar formatted with ``fmt``; lists (tensor quantities) by their Frobenius norm; None as "-"."""
+    if value is None:
+        return "-"
+    value = float(np.linalg.norm(value)) if isinstance(value, list) else float(value)
+    return format(value, fmt) if math.isfinite(value) else "-"
+
+
+def proposals_table(rows: Sequence[dict[str, Any]], title: str):
+    """A rich Table of design rows, valid ones first by relative error: materials, radius, volume fraction,
+    the quantity of the generated sample and re-evaluated (norms for tensors), relative error."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("#", "matrix", "particle", "radius", "vf", "generated", "re-evaluated", "rel. err"):
+        table.add_column(col, justify="left" if col in ("matrix", "particle") else "right")
+    order = sorted(rows, key=lambda r: (not r["valid"], _sort_key(r["relative_error"])))
+    for r in order:
+        generated = _number(r["value_generated"], ".2f")
+        if not r["valid"]:
+            table.add_row(str(r["index"]), f"[red]invalid: {r['reason']}", "", "", "", generated, "", "")
+            continue
+        table.add_row(
+            str(r["index"]),
+            r.get("matrix", ""),
+            r.get("particle", ""),
+            _number(r.get("radius"), ".3f"),
+            _number(r.get("volume_fraction"), ".3f"),
+            generated,
+            _number(r["value"], ".2f"),
+            _number(r["relative_error"], ".2%"),
+        )
+    return table
+
+
+def _sort_key(error: Any) -> float:
+    """Relative errors sort ascending, missing ones last."""
+    return math.inf if error is None or not math.isfinite(error) else float(error)
+
+
+def design_captions(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One caption per design picture: generated and re-evaluated values and the relative error."""
+    captions = []
+    for r in rows:
+        head = f"#{r['index']} gen={_number(r['value_generated'], '.1f')}"
+        tail = f"re={_number(r['value'], '.1f')} ({_number(r['relative_error'], '.1%')})"
+        captions.append(f"{head}\n{tail}" if r["valid"] else f"{head}\ninvalid")
+    return captions
+
+
+def write_design_report(out: Path, campaign, settings: dict[str, Any]) -> None:
+    """design.json (settings, timings, traces, every proposal), proposals.csv and designs.png of a one-target
+    campaign (``evaluation.campaign.CampaignResult``)."""
+    from matdiff.figures import field_grid_png
+
+    rows = campaign.rows[0]
+    write_csv(out / "proposals.csv", rows)
+    payload = {
+        **settings,
+        "target": campaign.objectives[0].target,
+        "quantity": campaign.objectives[0].quantity,
+        "seconds": campaign.seconds[0],
+        "trace": campaign.traces[0],
+        "metrics": campaign.table[0],
+        "proposals": rows,
+    }
+    write_json(out / "design.json", payload)
+    if campaign.fields[0] is not None:
+        title = f"{campaign.objectives[0].name} (channel 0)"
+        field_grid_png(out / "designs.png", campaign.fields[0], design_captions(rows), title)
+
+
+def write_campaign_report(out: Path, campaign, settings: dict[str, Any]) -> None:
+    """table.csv (one metrics row per target), evaluate.json (settings and the table) and frac_cov.png."""
+    write_csv(out / "table.csv", campaign.table)
+    write_json(out / "evaluate.json", {**settings, "rows": campaign.table})
+    if all("target_GPa" in row for row in campaign.table):
+        frac_cov_png(out / "frac_cov.png", [row["target_GPa"] for row in campaign.table], campaign.table)
+
+
+def metrics_table(rows: Sequence[dict[str, Any]], title: str):
+    """A rich Table of per-target metrics: target, n, valid, frac and cov at 1% and 5%, mean density."""
+    from rich.table import Table
+
+    columns = ("target_GPa", "n", "valid", "frac@1%", "cov@1%", "frac@5%", "cov@5%", "mean_density")
+    shown = [c for c in columns if c in rows[0]]
+    table = Table(title=title)
+    for col in shown:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*[f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in shown])
+    return table

@@ -3,21 +3,30 @@
 from matdiff.guidance.objectives import (
     Objective,
     Quantities,
+    TargetObjective,
     make_objective,
     require_particle_model,
     target_bulk_modulus,
     target_bulk_modulus_low_density,
 )
-from matdiff.guidance.sampler import GuidanceConfig, GuidedSamples, guided_sample
+from matdiff.guidance.rules import DPS, TFG, GuidanceRecord, SnapToCatalogue, Unguided
+from matdiff.guidance.sampler import GuidanceConfig, GuidedSamples, guided_sample, make_rule
 
 __all__ = [
+    "DPS",
+    "TFG",
     "GuidanceConfig",
+    "GuidanceRecord",
+    "SnapToCatalogue",
+    "TargetObjective",
+    "Unguided",
+    "make_rule",
     "GuidedSamples",
     "Objective",
     "Quantities",
     "guided_sample",
-    "require_particle_model",
     "make_objective",
+    "require_particle_model",
     "target_bulk_modulus",
     "target_bulk_modulus_low_density",
 ]

@@ -45,9 +45,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint
 
-from matdiff.diffusion import ddim_update
+from matdiff.diffusion.sampling import PlainRule, ddim_loop, ddim_steps
+from matdiff.materials import interpolated_properties
 
 SEED_B_GAMMAS: dict[str, tuple[float, ...]] = {
     "digits": (5.0, 10.0, 20.0, 80.0),
@@ -72,9 +72,11 @@ StiffnessFn = Callable[..., torch.Tensor]
 class Denoiser(Protocol):
     """What noise optimization needs from a diffusion model (``matdiff.diffusion.DiffusionModel``)."""
 
-    def predict(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def predict(
+        self, x_t: torch.Tensor, t: torch.Tensor, clip: bool = False, condition: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def scheduler(self) -> Any: ...
+    def scheduler(self, kind: str = "ddim") -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -142,40 +144,26 @@ def parse_target(text: str) -> torch.Tensor:
 class DdimGenerator:
     """G_theta: the deterministic DDIM map from noise (B, C, H, W) to images (B, C, H, W), differentiable.
 
-    Built on ``model.predict(x_t, t) -> (x0_hat, eps_hat)`` (unclipped, as in genopt; for an eps-prediction
-    model x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t), and the update also holds for v-prediction
-    and zero-terminal-SNR schedules) and the alphas_cumprod of ``model.scheduler()``. With ``use_checkpoint``
-    each step is wrapped in torch.utils.checkpoint, so backward memory does not grow with the step count.
+    The one loop of ``matdiff.diffusion.sampling`` with eta = 0 and the unclipped x0 prediction (as in
+    genopt; the update also holds for v-prediction and zero-terminal-SNR schedules), on the timesteps of
+    ``model.scheduler("ddim")``. With ``use_checkpoint`` each step is recomputed in the backward pass, so
+    backward memory does not grow with the step count.
     """
 
     def __init__(self, model: Denoiser, num_inference_steps: int = 10, use_checkpoint: bool = True):
         self.model = model
-        scheduler = model.scheduler()
-        scheduler.set_timesteps(num_inference_steps)  # seed B: trailing spacing gives 999, 899, ..., 99
-        self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64)
-        self.timesteps = [int(t) for t in scheduler.timesteps]
+        self.steps = ddim_steps(model.scheduler("ddim"), num_inference_steps)
         self.use_checkpoint = use_checkpoint
 
-    def step(self, x_t: torch.Tensor, i: int) -> torch.Tensor:
-        """The i-th DDIM step (0 = from the pure-noise end)."""
-        t = self.timesteps[i]
-        t_prev = self.timesteps[i + 1] if i + 1 < len(self.timesteps) else None
-        alpha_prev = (
-            self.alphas_cumprod[t_prev] if t_prev is not None else torch.tensor(1.0, dtype=torch.float64)
-        )
-        t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
-        x0, eps = self.model.predict(x_t, t_batch)
-        return ddim_update(x0, eps, self.alphas_cumprod[t], alpha_prev, eta=0.0)
+    @property
+    def timesteps(self) -> list[int]:
+        """The DDIM timesteps from the pure-noise end (seed B: 999, 899, ..., 99)."""
+        return [step.t for step in self.steps]
 
     def __call__(self, noise: torch.Tensor) -> torch.Tensor:
         """Images x0 (B, C, H, W) generated from `noise` (B, C, H, W)."""
-        x = noise
-        for i in range(len(self.timesteps)):
-            if self.use_checkpoint and torch.is_grad_enabled():
-                x = checkpoint(self.step, x, i, use_reentrant=False)
-            else:
-                x = self.step(x, i)
-        return x
+        rule = PlainRule(clip=False)
+        return ddim_loop(self.model, noise, self.steps, 0.0, rule, checkpoint=self.use_checkpoint)
 
 
 # ------------------------------------------------------------------------------------ projection and physics
@@ -184,11 +172,6 @@ class DdimGenerator:
 def project(x: torch.Tensor, gamma: float) -> torch.Tensor:
     """Density x_tilde = (tanh(gamma x) + 1) / 2 in (0, 1), same shape as x (seed B eq. 24)."""
     return 0.5 * (torch.tanh(gamma * x) + 1.0)
-
-
-def interpolate_property(x_tilde: torch.Tensor, theta_void: float, theta_solid: float) -> torch.Tensor:
-    """Element property Theta0 + (Theta1 - Theta0) x_tilde (seed B eq. 23), same shape as x_tilde."""
-    return theta_void + (theta_solid - theta_void) * x_tilde
 
 
 def binarization(x_tilde: torch.Tensor, tau: float = 1e-3) -> torch.Tensor:
@@ -230,11 +213,10 @@ def evaluate_designs(
     """Run noise (B, 1, H, W) -> DDIM -> projection -> E field -> C_hom (float64) -> loss, differentiably."""
     image = generator(noise)
     density = project(image[:, 0], gamma)
-    E = interpolate_property(density.to(torch.float64), config.E_void, config.E_solid)
-    if config.flip_rows:
-        E = E.flip(-2)
-    nu = torch.full_like(E, config.nu)
-    C = stiffness_fn(E, nu, plane=config.plane)
+    props = interpolated_properties(
+        density.to(torch.float64), (config.E_void, config.E_solid), config.nu, flip_rows=config.flip_rows
+    )
+    C = stiffness_fn(props.E, props.nu, plane=config.plane)
     return Evaluation(image, density, C, stiffness_loss(C, target))
 
 

@@ -4,13 +4,15 @@ from matdiff.microstructure.packing import ball_volume, check_packable, place_pa
 from matdiff.microstructure.particles import (
     DIAMETER_RANGE,
     VOLUME_FRACTION_RANGE,
-    ParticleParams,
+    ParticleDesign,
+    ParticleRealization,
     element_centres,
     field_from_mask,
     max_particles,
     particle_count,
     particle_mask,
     realize_particles,
+    sample_design,
     sample_material,
     sample_particles,
 )
@@ -18,7 +20,8 @@ from matdiff.microstructure.particles import (
 __all__ = [
     "DIAMETER_RANGE",
     "VOLUME_FRACTION_RANGE",
-    "ParticleParams",
+    "ParticleDesign",
+    "ParticleRealization",
     "ball_volume",
     "check_packable",
     "element_centres",
@@ -28,6 +31,7 @@ __all__ = [
     "particle_mask",
     "place_particles",
     "realize_particles",
+    "sample_design",
     "sample_material",
     "sample_particles",
 ]

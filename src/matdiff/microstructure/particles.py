@@ -17,21 +17,49 @@ from matdiff.microstructure.packing import ball_volume, check_packable, place_pa
 
 VOLUME_FRACTION_RANGE = {2: (0.05, 0.5), 3: (0.05, 0.35)}
 """Uniform range of the target particle volume fraction (seed A's code; 3D **chosen**)."""
-DIAMETER_RANGE = {2: (0.15, 0.4), 3: (0.2, 0.4)}
-"""Uniform range of the particle diameter in unit-box lengths (seed A's code; 3D **chosen**)."""
+DIAMETER_RANGE = {2: (0.15, 0.35), 3: (0.2, 0.4)}
+"""Uniform particle diameter range, unit lengths (2D: seed A app. B, radii 0.075-0.175; 3D **chosen**)."""
 
 
 @dataclass(frozen=True)
-class ParticleParams:
-    """Catalogue rows, radius, target/realized volume fraction, count and centres (n, dim) of one sample."""
+class ParticleDesign:
+    """A matrix/particle design (2D or 3D): what every design method proposes and re-evaluation realizes.
+
+    matrix, particle: catalogue rows; radius: particle radius in unit-box lengths; volume_fraction: target
+    share of particle material (the particle count follows from it, SPEC 2).
+    """
 
     matrix: int
     particle: int
     radius: float
-    vf_target: float
+    volume_fraction: float
+
+    def density(self, catalogue: Catalogue) -> float:
+        """Rule-of-mixtures density (g/cm^3) at the target volume fraction."""
+        vf = self.volume_fraction
+        return float((1 - vf) * catalogue.rho[self.matrix] + vf * catalogue.rho[self.particle])
+
+
+@dataclass(frozen=True)
+class ParticleRealization:
+    """One random microstructure of a design: realized volume fraction, particle count, centres (n, dim)."""
+
+    design: ParticleDesign
     vf_realized: float
     n_particles: int
     centres: np.ndarray
+
+    def record(self) -> dict[str, float | int]:
+        """Scalar columns of a dataset row: matrix, particle, radius, vf_target, vf_realized, n_particles."""
+        d = self.design
+        return {
+            "matrix": d.matrix,
+            "particle": d.particle,
+            "radius": d.radius,
+            "vf_target": d.volume_fraction,
+            "vf_realized": self.vf_realized,
+            "n_particles": self.n_particles,
+        }
 
 
 def check_dim(dim: int) -> None:
@@ -125,46 +153,46 @@ def sample_material(catalogue: Catalogue, rng: np.random.Generator) -> int:
 def realize_particles(
     dim: int,
     size: int,
-    matrix: int,
-    particle: int,
-    radius: float,
-    volume_fraction: float,
+    design: ParticleDesign,
     rng: np.random.Generator,
     catalogue: Catalogue | None = None,
     stochastic_count: bool = False,
-) -> tuple[ParticleParams, np.ndarray]:
-    """A fresh random microstructure for given design parameters -> (params, field (3, *(size,)*dim))."""
+) -> tuple[ParticleRealization, np.ndarray]:
+    """A fresh random microstructure of ``design`` -> (realization, field (3, *(size,)*dim)).
+
+    ``stochastic_count`` rounds the particle count stochastically (re-evaluation, SPEC 6); otherwise half up.
+    Raises ValueError for a bad design or one whose particles cannot be packed.
+    """
     catalogue = load_catalogue() if catalogue is None else catalogue
     check_dim(dim)
     check_size(size)
-    check_design(radius, volume_fraction)
-    check_material(matrix, catalogue, "matrix")
-    check_material(particle, catalogue, "particle")
-    n = particle_count(volume_fraction, radius, dim, rng if stochastic_count else None)
-    most = max(math.ceil(expected_count(volume_fraction, radius, dim)), 1) if stochastic_count else n
+    check_design(design.radius, design.volume_fraction)
+    check_material(design.matrix, catalogue, "matrix")
+    check_material(design.particle, catalogue, "particle")
+    radius, vf = design.radius, design.volume_fraction
+    n = particle_count(vf, radius, dim, rng if stochastic_count else None)
+    most = max(math.ceil(expected_count(vf, radius, dim)), 1) if stochastic_count else n
     check_packable(most, radius, dim)
     centres = place_particles(n, radius, dim, rng)
     mask = particle_mask(centres, radius, size)
-    params = ParticleParams(
-        matrix=int(matrix),
-        particle=int(particle),
-        radius=float(radius),
-        vf_target=float(volume_fraction),
-        vf_realized=float(mask.mean()),
-        n_particles=n,
-        centres=centres,
-    )
-    return params, field_from_mask(mask, matrix, particle, catalogue)
+    realization = ParticleRealization(design, vf_realized=float(mask.mean()), n_particles=n, centres=centres)
+    return realization, field_from_mask(mask, design.matrix, design.particle, catalogue)
 
 
-def sample_particles(
-    dim: int, size: int, rng: np.random.Generator, catalogue: Catalogue | None = None
-) -> tuple[ParticleParams, np.ndarray]:
-    """A random microstructure from seed A's distribution (SPEC 2) -> (params, field (3, *(size,)*dim))."""
+def sample_design(dim: int, rng: np.random.Generator, catalogue: Catalogue | None = None) -> ParticleDesign:
+    """A design from seed A's distribution (SPEC 2): materials by chunk, uniform volume fraction, diameter."""
     catalogue = load_catalogue() if catalogue is None else catalogue
     check_dim(dim)
     matrix = sample_material(catalogue, rng)
     particle = sample_material(catalogue, rng)
     volume_fraction = rng.uniform(*VOLUME_FRACTION_RANGE[dim])
     radius = rng.uniform(*DIAMETER_RANGE[dim]) / 2
-    return realize_particles(dim, size, matrix, particle, radius, volume_fraction, rng, catalogue)
+    return ParticleDesign(matrix, particle, float(radius), float(volume_fraction))
+
+
+def sample_particles(
+    dim: int, size: int, rng: np.random.Generator, catalogue: Catalogue | None = None
+) -> tuple[ParticleRealization, np.ndarray]:
+    """A random microstructure of seed A's distribution (SPEC 2): (realization, field (3, *(size,)*dim))."""
+    catalogue = load_catalogue() if catalogue is None else catalogue
+    return realize_particles(dim, size, sample_design(dim, rng, catalogue), rng, catalogue)

@@ -1,0 +1,171 @@
+"""Diffusion-prior training recipes side by side: quality of the prior against training CPU time.
+
+    .venv/bin/python benchmarks/prior_recipes.py --data data/p2d64.zarr --minutes 22 --variants all
+    .venv/bin/python benchmarks/prior_recipes.py --table runs/recipes     # print the table of finished runs
+
+Each variant trains from scratch with one intra-op thread (`OMP_NUM_THREADS=1`, as a background run on the
+2-core machine gets) for the same wall-clock budget, in its own process, one after the other; its run
+folder keeps `monitor_log.jsonl` with the quality report (`matdiff.evaluation.quality`: two-phase-ness R,
+contrast, median distance of 2-means centres to the catalogue, valid backprojections; 32 samples with eta 1
+and 100 steps against 32 fresh data fields) at regular steps, with the training CPU seconds at that point.
+The table gives, per variant, the CPU time per training sample and every report. Runs that exist are not
+retrained (delete the folder to rerun one); `--table FOLDER` also reads other run folders, e.g. the main run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: name -> (train() keyword arguments, UNet overrides, steps between quality reports).
+#: "full" is the matdiff-2d preset; every other variant changes one or a few things relative to it, except
+#: "seedA", which is seed A's own recipe (appendix C UNet at 64x64, uniform weights, no augmentation, fp32)
+#: at the same batch.
+BASE = {"preset": "matdiff-2d", "steps": 40_000}
+VARIANTS: dict[str, tuple[dict, dict, int]] = {
+    "seedA": (
+        {
+            "preset": "seedA-2d",
+            "steps": 40_000,
+            "batch": 32,
+            "lr": 1e-3,
+            "warmup": 500,
+            "ema": 0.999,
+            "min_snr_gamma": 0.0,
+            "augment": False,
+            "precision": "fp32",
+        },
+        {},
+        100,
+    ),
+    "patch-fp32-plain": (
+        {**BASE, "min_snr_gamma": 0.0, "augment": False, "precision": "fp32"},
+        {},
+        500,
+    ),
+    "patch-plain": ({**BASE, "min_snr_gamma": 0.0, "augment": False}, {}, 500),
+    "patch-aug": ({**BASE, "min_snr_gamma": 0.0}, {}, 500),
+    "full": (dict(BASE), {}, 500),
+    "full-lr2e-3": ({**BASE, "lr": 2e-3}, {}, 500),
+    "full-batch64": ({**BASE, "batch": 64}, {}, 250),
+    "full-width48": (dict(BASE), "width48", 400),
+    "full-attn8x8": (dict(BASE), {"attention_levels": [False, False, True]}, 500),
+}
+
+
+def unet_overrides(spec: dict | str) -> dict:
+    """UNet overrides of a variant ("width48": the preset rescaled to stem width 48)."""
+    if spec == "width48":
+        from matdiff.diffusion.presets import width_overrides
+
+        return width_overrides("matdiff-2d", 48)
+    return dict(spec)
+
+
+def run_one(name: str, data: Path, out: Path, minutes: float) -> None:
+    """Train variant ``name`` for ``minutes`` of wall time with a quality monitor (this process)."""
+    import torch
+
+    from matdiff.diffusion import open_fields, train
+    from matdiff.evaluation.quality import fresh_particle_fields, quality_monitor
+    from matdiff.materials import load_catalogue
+
+    torch.set_num_threads(1)
+    kwargs, overrides, every = VARIANTS[name]
+    _, attrs = open_fields(data)
+    catalogue = load_catalogue()
+    fresh = fresh_particle_fields(int(attrs["dim"]), int(attrs["size"]), 32, catalogue)
+    train(
+        data,
+        out,
+        **kwargs,
+        unet_overrides=unet_overrides(overrides),
+        ckpt_every=every,
+        device="cpu",
+        time_limit=60 * minutes,
+        monitor=quality_monitor(catalogue, fresh),
+        monitor_every=every,
+        progress=False,
+    )
+
+
+def read_reports(run: Path) -> tuple[list[dict], float | None]:
+    """(quality reports of a run folder, median training seconds per sample from its train log)."""
+    monitor = run / "monitor_log.jsonl"
+    reports = [json.loads(line) for line in monitor.read_text().splitlines()] if monitor.exists() else []
+    log = run / "train_log.jsonl"
+    per_sample = None
+    if log.exists():
+        config = json.loads(
+            sorted((run / "checkpoints").glob("step_*"))[-1].joinpath("config.json").read_text()
+        )
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        seconds = sorted(r["sec_per_step"] for r in rows)
+        per_sample = seconds[len(seconds) // 2] / config["training"]["batch"]
+    return reports, per_sample
+
+
+def print_table(runs: list[Path]) -> None:
+    """One line per quality report of every run: CPU minutes, step, R, contrast, centre distance, valid."""
+    print(
+        f"{'variant':>18} {'ms/sample':>9} {'step':>6} {'CPU min':>7} {'R':>6} {'R q10':>6} "
+        f"{'contrast':>8} {'centre d':>8} {'valid':>6}"
+    )
+    for run in runs:
+        reports, per_sample = read_reports(run)
+        rate = f"{1000 * per_sample:9.1f}" if per_sample else f"{'-':>9}"
+        for r in reports:
+            print(
+                f"{run.name:>18} {rate} {r['step']:6d} {r['cpu_seconds'] / 60:7.1f} {r['two_phase']:6.3f} "
+                f"{r['two_phase_q10']:6.3f} {r['contrast']:8.3f} {r['centre_distance']:8.4f} "
+                f"{r['valid_share']:6.3f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("data/p2d64.zarr"))
+    parser.add_argument("--out", type=Path, default=Path("runs/recipes"))
+    parser.add_argument("--minutes", type=float, default=22.0, help="wall-clock budget per variant")
+    parser.add_argument("--variants", default="all", help=f"comma-separated, or all: {', '.join(VARIANTS)}")
+    parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--table", nargs="*", type=Path, default=None, help="print the table of these runs")
+    args = parser.parse_args()
+    if args.run_one:
+        run_one(args.run_one, args.data, args.out / args.run_one, args.minutes)
+        return
+    if args.table is not None:
+        runs = [
+            p
+            for folder in args.table
+            for p in ([folder] if (folder / "checkpoints").exists() else sorted(folder.iterdir()))
+        ]
+        print_table([r for r in runs if r.is_dir()])
+        return
+    names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    for name in names:
+        if (args.out / name / "monitor_log.jsonl").exists():
+            continue
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        command = [
+            sys.executable,
+            __file__,
+            "--run-one",
+            name,
+            "--data",
+            str(args.data),
+            "--out",
+            str(args.out),
+            "--minutes",
+            str(args.minutes),
+        ]
+        subprocess.run(command, env=env, check=True)
+    print_table([args.out / name for name in names])
+
+
+if __name__ == "__main__":
+    main()
