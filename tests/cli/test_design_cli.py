@@ -58,6 +58,8 @@ def test_evaluate_and_quality_write_tables(tmp_path):
     assert (out / "frac_cov.png").exists() and (out / "target_1.json").exists()
     again = runner.invoke(app, args)  # finished targets are reused, not recomputed
     assert again.exit_code == 0 and "reusing" in again.output
+    other = runner.invoke(app, [*args[:2], "50,120", *args[3:]])  # same folder, another request: refused
+    assert other.exit_code == 2 and "another request" in other.output and "Traceback" not in other.output
     result = runner.invoke(app, ["quality", "--n", "2", "--steps", "2", "--out", str(tmp_path / "q")])
     assert result.exit_code == 0, result.output
     assert 0 <= json.loads((tmp_path / "q" / "quality.json").read_text())["coverage"] <= 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from matdiff.diffusion import DiffusionModel, UNet, get_preset
+from matdiff.diffusion import DiffusionModel
 from matdiff.evaluation import quantity_of_fields
 from matdiff.guidance import (
     GuidanceConfig,
@@ -15,22 +15,6 @@ from matdiff.guidance import (
 )
 from matdiff.guidance.rules import clip_per_sample, snap_to_catalogue
 from matdiff.materials import load_catalogue
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> DiffusionModel:
-    torch.manual_seed(0)
-    preset = get_preset("tiny")
-    config = {
-        "unet": preset["unet"],
-        "scheduler": preset["scheduler"],
-        "prediction_type": preset["scheduler"]["prediction_type"],
-        "dim": 2,
-        "size": 8,
-        "channels": 3,
-        "catalogue_hash": load_catalogue().hash,
-    }
-    return DiffusionModel(UNet(**preset["unet"]), config)
 
 
 def _mean_abs_error(model, objective, target, method):

@@ -4,10 +4,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from matdiff.diffusion import DiffusionModel, UNet, get_preset
-from matdiff.evaluation import Evaluator, LocalExecutor, plan_units, run_campaign
+from matdiff.evaluation import Evaluator, LocalExecutor, ResumeMismatch, plan_units, run_campaign
 from matdiff.guidance import GuidanceConfig, TargetObjective, target_bulk_modulus
 from matdiff.materials import load_catalogue
 from matdiff.methods import GuidedDiffusion, ImageDesign, Proposals
@@ -15,21 +13,8 @@ from matdiff.microstructure import ParticleDesign
 
 
 @pytest.fixture(scope="module")
-def tiny_method() -> GuidedDiffusion:
-    torch.manual_seed(0)
-    preset = get_preset("tiny")
-    catalogue = load_catalogue()
-    config = {
-        "unet": preset["unet"],
-        "scheduler": preset["scheduler"],
-        "prediction_type": preset["scheduler"]["prediction_type"],
-        "dim": 2,
-        "size": 8,
-        "channels": 3,
-        "catalogue_hash": catalogue.hash,
-    }
-    model = DiffusionModel(UNet(**preset["unet"]), config)
-    return GuidedDiffusion(model, catalogue, GuidanceConfig(steps=3), progress=False)
+def tiny_method(tiny_model) -> GuidedDiffusion:
+    return GuidedDiffusion(tiny_model, load_catalogue(), GuidanceConfig(steps=3), progress=False)
 
 
 class FixedDesigns:
@@ -97,6 +82,19 @@ def test_campaign_resumes_from_unit_files_and_matches_a_fresh_run(tmp_path, tiny
     stored = json.loads((out / "target_1.json").read_text())
     assert len(stored["proposals"]) == 3 and stored["metrics"]["n"] == 3
     assert stored["method"]["guidance"]["steps"] == 3
+
+
+def test_resume_refuses_units_of_another_request(tmp_path, tiny_method):
+    evaluator = Evaluator(tiny_method.catalogue, dim=2, size=8, realizations=1)
+    out = tmp_path / "run"
+    run_campaign(tiny_method, [target_bulk_modulus(50.0)], 1, evaluator, out=out)
+    with pytest.raises(ResumeMismatch, match="objective"):
+        run_campaign(tiny_method, [target_bulk_modulus(80.0)], 1, evaluator, out=out)
+    with pytest.raises(ResumeMismatch, match="unit"):
+        run_campaign(tiny_method, [target_bulk_modulus(50.0)], 1, evaluator, out=out, seed=3)
+    other = Evaluator(tiny_method.catalogue, dim=2, size=8, realizations=2)
+    with pytest.raises(ResumeMismatch, match="evaluation"):
+        run_campaign(tiny_method, [target_bulk_modulus(50.0)], 1, other, out=out)
 
 
 def test_executor_yields_every_unit_in_order():

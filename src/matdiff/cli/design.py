@@ -145,7 +145,7 @@ def evaluate(
     device: str = device_option(),
 ) -> None:
     """Seed A's table 1(a): frac and cov at 1% and 5% for several targets; resumes finished work units."""
-    from matdiff.evaluation import run_campaign
+    from matdiff.evaluation import ResumeMismatch, run_campaign
     from matdiff.evaluation.report import metrics_table, write_campaign_report
 
     designer, evaluator = _method(
@@ -154,9 +154,12 @@ def evaluate(
     values = _targets(targets, designer.model, target_samples)
     objectives = [_objective(value, density_weight) for value in values]
     out.mkdir(parents=True, exist_ok=True)
-    campaign = run_campaign(
-        designer, objectives, n, evaluator, batch=batch, seed=seed, out=out, log=console.print
-    )
+    try:
+        campaign = run_campaign(
+            designer, objectives, n, evaluator, batch=batch, seed=seed, out=out, log=console.print
+        )
+    except ResumeMismatch as err:
+        raise typer.BadParameter(str(err), param_hint="--out") from None
     title = f"guided design, {method}, {steps} steps, {n} samples per target (all columns: CSV)"
     console.print(metrics_table(campaign.table, title))
     settings = {

@@ -1,7 +1,14 @@
 """Evaluation: design campaigns for any design method, re-evaluation on fresh microstructures, seed A's
 metrics, target selection, prior quality and report files (SPEC 6)."""
 
-from matdiff.evaluation.campaign import CampaignResult, Evaluator, WorkUnit, plan_units, run_campaign
+from matdiff.evaluation.campaign import (
+    CampaignResult,
+    Evaluator,
+    ResumeMismatch,
+    WorkUnit,
+    plan_units,
+    run_campaign,
+)
 from matdiff.evaluation.executors import Executor, LocalExecutor
 from matdiff.evaluation.metrics import chunk_coverage, frac_within, margin_table, relative_error
 from matdiff.evaluation.quality import prior_quality
@@ -17,6 +24,7 @@ __all__ = [
     "Evaluator",
     "Executor",
     "LocalExecutor",
+    "ResumeMismatch",
     "WorkUnit",
     "chunk_coverage",
     "frac_within",

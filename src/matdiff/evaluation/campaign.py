@@ -30,7 +30,7 @@ import torch
 from matdiff.evaluation.executors import Executor, LocalExecutor
 from matdiff.evaluation.metrics import frac_within, margin_table
 from matdiff.evaluation.reevaluate import quantity_of_fields, quantity_of_properties, reevaluate
-from matdiff.evaluation.report import write_json
+from matdiff.evaluation.report import plain_json, write_json
 from matdiff.guidance import TargetObjective
 from matdiff.materials import Catalogue, Properties
 from matdiff.methods import DesignMethod, ImageDesign, Proposals
@@ -223,7 +223,7 @@ def run_campaign(
     reused = []
     if out is not None:
         for unit in units:
-            found = read_unit(out, unit)
+            found = read_unit(out, unit, request(method, objectives[unit.target], evaluator))
             if found is not None:
                 results[unit.key], reused = found, [*reused, unit.key]
                 if log:
@@ -236,7 +236,7 @@ def run_campaign(
     for unit, result in (executor or LocalExecutor()).map(work, pending):
         results[unit.key] = result
         if out is not None:
-            write_unit(out, unit, result)
+            write_unit(out, unit, result, request(method, objectives[unit.target], evaluator))
     return assemble(objectives, units, results, evaluator.catalogue, out, reused, method, evaluator)
 
 
@@ -286,13 +286,33 @@ def assemble(
     return campaign
 
 
+class ResumeMismatch(ValueError):
+    """An output folder holds work units of another request (target, method, model or settings)."""
+
+
+def request(method: DesignMethod, objective: TargetObjective, evaluator: Evaluator) -> dict[str, Any]:
+    """What a unit's result depends on besides its unit (n, seed): objective, method and evaluation
+    settings, as plain JSON values."""
+    payload = {
+        "objective": {
+            "quantity": objective.quantity,
+            "target": objective.target,
+            "density_weight": objective.density_weight,
+        },
+        "method": method.settings(),
+        "evaluation": evaluator.settings(),
+    }
+    return json.loads(json.dumps(plain_json(payload)))
+
+
 def unit_path(out: Path, unit: WorkUnit) -> Path:
     """The JSON file of a unit's result."""
     return out / "units" / f"{unit.key}.json"
 
 
-def write_unit(out: Path, unit: WorkUnit, result: dict[str, Any]) -> None:
-    """Write a unit's arrays (npz) and then its JSON (atomically; its presence marks the unit done)."""
+def write_unit(out: Path, unit: WorkUnit, result: dict[str, Any], asked: dict[str, Any]) -> None:
+    """Write a unit's arrays (npz) and then its JSON with the request ``asked`` (atomically; its presence
+    marks the unit done)."""
     path = unit_path(out, unit)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = path.with_suffix(".npz")
@@ -300,17 +320,27 @@ def write_unit(out: Path, unit: WorkUnit, result: dict[str, Any]) -> None:
     np.savez_compressed(tmp, **result["arrays"])
     tmp.replace(arrays)
     payload = {key: value for key, value in result.items() if key != "arrays"}
-    write_json(path, {**payload, "unit": unit.__dict__})
+    write_json(path, {**payload, "unit": unit.__dict__, "request": asked})
 
 
-def read_unit(out: Path, unit: WorkUnit) -> dict[str, Any] | None:
-    """A unit's stored result when it exists and was made for the same unit (n and seed), else None."""
+def read_unit(out: Path, unit: WorkUnit, asked: dict[str, Any]) -> dict[str, Any] | None:
+    """A unit's stored result, None when there is none (or an interrupted write left only part of it).
+
+    Raises ResumeMismatch when the stored unit was made for another unit (n, seed) or request ``asked``:
+    resuming it would report another campaign's numbers as this one's.
+    """
     path = unit_path(out, unit)
     if not path.exists() or not path.with_suffix(".npz").exists():
         return None
     payload = json.loads(path.read_text())
-    if payload.get("unit") != unit.__dict__:
-        return None
+    stored = {"unit": payload.get("unit"), **(payload.get("request") or {})}
+    wanted = {"unit": unit.__dict__, **asked}
+    if stored != wanted:
+        differs = sorted(key for key in wanted if stored.get(key) != wanted[key])
+        raise ResumeMismatch(
+            f"{out} already holds {unit.key} of another request (differs in: {', '.join(differs)}); "
+            "give another output folder or delete it"
+        )
     with np.load(path.with_suffix(".npz")) as stored:
         payload["arrays"] = {name: stored[name] for name in stored.files}
     return payload

@@ -17,18 +17,19 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as indented JSON atomically (tmp file + rename); NaN becomes null."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_finite_or_none(payload), indent=2))
+    tmp.write_text(json.dumps(plain_json(payload), indent=2))
     tmp.replace(path)
 
 
-def _finite_or_none(value: Any) -> Any:
-    """Recursively replace non-finite floats by None so the JSON is standard."""
+def plain_json(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars as lists and Python numbers and non-finite floats as None
+    (standard JSON)."""
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite_or_none(v) for v in value]
+        return [plain_json(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _finite_or_none(value.tolist())
+        return plain_json(value.tolist())
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):

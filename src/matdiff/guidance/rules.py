@@ -107,12 +107,20 @@ class Guided:
         self.record.loss_trace.append(float(loss.detach().mean()))
         return loss
 
-    def network(self, model, x: torch.Tensor, step: Step) -> tuple[torch.Tensor, torch.Tensor]:
-        """The differentiable prediction (x0 clipped) at x, timed."""
-        start = time.perf_counter()
-        x0, eps = model.predict(x, step.t, clip=True)
-        self.record.seconds["network"] += time.perf_counter() - start
-        return x0, eps
+    def predict(self, model, x_t: torch.Tensor, step: Step):
+        if step.last:
+            return plain_prediction(model, x_t, step, self.record)
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)
+            start = time.perf_counter()
+            x0, eps = model.predict(x, step.t, clip=True)
+            self.record.seconds["network"] += time.perf_counter() - start
+            shift = self.shift(x, x0)
+        return x0.detach(), eps.detach(), shift
+
+    def shift(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        """What the rule subtracts from x_{t_prev}, from x_t (a leaf with gradients) and x0_hat(x_t)."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -122,18 +130,13 @@ class TFG(Guided):
     strength: float = 1.0
     grad_max_norm: float = 2.5
 
-    def predict(self, model, x_t: torch.Tensor, step: Step):
-        if step.last:
-            return plain_prediction(model, x_t, step, self.record)
-        with torch.enable_grad():
-            x = x_t.detach().requires_grad_(True)
-            x0, eps = self.network(model, x, step)
-            x0_leaf = x0.detach().requires_grad_(True)
-            (g0,) = torch.autograd.grad(self.loss(x0_leaf).sum(), x0_leaf)
-            start = time.perf_counter()
-            (g_t,) = torch.autograd.grad(x0, x, grad_outputs=clip_per_sample(g0, self.grad_max_norm))
-            self.record.seconds["network"] += time.perf_counter() - start
-        return x0.detach(), eps.detach(), self.strength * clip_per_sample(g_t, self.grad_max_norm)
+    def shift(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        x0_leaf = x0.detach().requires_grad_(True)
+        (g0,) = torch.autograd.grad(self.loss(x0_leaf).sum(), x0_leaf)
+        start = time.perf_counter()
+        (g_t,) = torch.autograd.grad(x0, x, grad_outputs=clip_per_sample(g0, self.grad_max_norm))
+        self.record.seconds["network"] += time.perf_counter() - start
+        return self.strength * clip_per_sample(g_t, self.grad_max_norm)
 
 
 @dataclass
@@ -142,15 +145,9 @@ class DPS(Guided):
 
     strength: float = 1.0
 
-    def predict(self, model, x_t: torch.Tensor, step: Step):
-        if step.last:
-            return plain_prediction(model, x_t, step, self.record)
-        with torch.enable_grad():
-            x = x_t.detach().requires_grad_(True)
-            x0, eps = self.network(model, x, step)
-            residual = self.loss(x0).clamp_min(0).sqrt()
-            (g_t,) = torch.autograd.grad(residual.sum(), x)
-        return x0.detach(), eps.detach(), self.strength * g_t
+    def shift(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        (g_t,) = torch.autograd.grad(self.loss(x0).clamp_min(0).sqrt().sum(), x)
+        return self.strength * g_t
 
 
 @dataclass
