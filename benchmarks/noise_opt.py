@@ -31,7 +31,7 @@ def make_data(args: argparse.Namespace) -> None:
 
     for style, path in STORES.items():
         t0 = time.perf_counter()
-        make_style_store(style, path, n=5000, seed=0)
+        make_style_store(style, path, n=5000, seed=0, overwrite=True)
         print(f"{style:14s} {path}  {time.perf_counter() - t0:.1f} s")
 
 

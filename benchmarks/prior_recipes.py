@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/prior_recipes.py --data data/p2d64.zarr --minutes 22 --variants all
     .venv/bin/python benchmarks/prior_recipes.py --table runs/recipes     # print the table of finished runs
+    .venv/bin/python benchmarks/prior_recipes.py --throughput matdiff-2d,seedA-2d --compile  # CPU levers
 
 Each variant trains from scratch with one intra-op thread (`OMP_NUM_THREADS=1`, as a background run on the
 2-core machine gets) for the same wall-clock budget, in its own process, one after the other; its run
@@ -93,6 +94,45 @@ def run_one(name: str, data: Path, out: Path, minutes: float) -> None:
     )
 
 
+def throughput(presets: list[str], batch: int, repeats: int, compile_too: bool) -> None:
+    """Training CPU cost per sample (ms) of each preset's UNet on 3 x 64 x 64 fields, side by side in one
+    process: fp32, bfloat16 autocast, channels_last, both, torch.compile (optional); one AdamW step each."""
+    import time
+
+    import torch
+
+    from matdiff.diffusion import UNet, get_preset
+
+    torch.set_num_threads(1)
+    print("| preset | levers | ms per training sample, min / median | first step s |\n|---|---|---|---|")
+    for name in presets:
+        base = UNet(**get_preset(name)["unet"])
+        for levers in ("fp32", "bf16", "channels_last", "channels_last+bf16", "compile", "compile+bf16"):
+            if levers.startswith("compile") and not compile_too:
+                continue
+            net = UNet(**base.config)
+            net.load_state_dict(base.state_dict())
+            layout = torch.channels_last if "channels_last" in levers else torch.contiguous_format
+            net = net.to(memory_format=layout)
+            model = torch.compile(net) if levers.startswith("compile") else net
+            optimizer = torch.optim.AdamW(net.parameters())
+            x = torch.randn(batch, 3, 64, 64).contiguous(memory_format=layout)
+            t = torch.randint(0, 1000, (batch,))
+            seconds = []
+            for _ in range(repeats + 1):
+                start = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in levers):
+                    out = model(x, t)
+                loss = out.float().square().mean()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                seconds.append(time.perf_counter() - start)
+            ms = sorted(1000 * s / batch for s in seconds[1:])
+            row = f"| {name} | {levers} | {ms[0]:.1f} / {ms[len(ms) // 2]:.1f} | {seconds[0]:.1f} |"
+            print(row, flush=True)
+
+
 def read_reports(run: Path) -> tuple[list[dict], float | None]:
     """(quality reports of a run folder, median training seconds per sample from its train log)."""
     monitor = run / "monitor_log.jsonl"
@@ -134,7 +174,14 @@ def main() -> None:
     parser.add_argument("--variants", default="all", help=f"comma-separated, or all: {', '.join(VARIANTS)}")
     parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--table", nargs="*", type=Path, default=None, help="print the table of these runs")
+    parser.add_argument(
+        "--throughput", default=None, help="comma-separated presets: time training levers instead"
+    )
+    parser.add_argument("--compile", action="store_true", help="with --throughput: also torch.compile")
     args = parser.parse_args()
+    if args.throughput:
+        throughput(args.throughput.split(","), batch=32, repeats=4, compile_too=args.compile)
+        return
     if args.run_one:
         run_one(args.run_one, args.data, args.out / args.run_one, args.minutes)
         return

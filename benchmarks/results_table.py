@@ -24,7 +24,7 @@ def main(runs: list[str]) -> None:
         g = meta["guidance"]
         print(
             f"\n**{run.name}**: method {g['method']}, {g['steps']} steps, eta {g['eta']}, "
-            f"project_every {g['project_every']}, density weight {meta['density_weight']}, "
+            f"snap_every {g['snap_every']}, density weight {meta['density_weight']}, "
             f"{meta['n']} samples per target, seed {meta['seed']}\n"
         )
         cols = ["frac@1%", "cov@1%", "frac@5%", "cov@5%", "frac@5GPa", "valid", "mean_density"]

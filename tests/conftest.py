@@ -1,6 +1,7 @@
 """Every test runs with one torch thread: the grids and networks in tests are tiny, and on a shared 2-core
 machine torch's thread barriers made them ~10-30x slower (tests/fem: 136 s with 2 threads vs 10-25 s).
-``tiny_model``: an untrained tiny-preset particle prior on 8x8 fields of the shipped catalogue."""
+``tiny_model``: an untrained tiny-preset particle prior on 8x8 fields of the shipped catalogue;
+``fem_fails_for_sample_1``: guidance's bulk-modulus solves fail for sample 1 (as when its retry fails too)."""
 
 import pytest
 import torch
@@ -33,3 +34,18 @@ def tiny_model():
         "catalogue_hash": load_catalogue().hash,
     }
     return DiffusionModel(UNet(**preset["unet"]), config)
+
+
+@pytest.fixture
+def fem_fails_for_sample_1(monkeypatch):
+    """Make guidance's bulk-modulus solve of sample 1 of every batch fail (NaN, residual 0.5, retried)."""
+    from matdiff import fem
+    from matdiff.guidance.objectives import FEM_QUANTITIES
+
+    def fails_for_sample_1(E, nu, **kwargs):
+        value, status = fem.bulk_modulus(E, nu, **kwargs)
+        failed = torch.arange(len(value)) == 1
+        status = fem.SolveStatus(status.converged & ~failed, status.residual.masked_fill(failed, 0.5), failed)
+        return value.masked_fill(failed, float("nan")), status
+
+    monkeypatch.setitem(FEM_QUANTITIES, "bulk_modulus", fails_for_sample_1)

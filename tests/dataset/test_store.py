@@ -129,3 +129,59 @@ def test_cli_generate_and_inspect(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     result = runner.invoke(app, ["dataset", "generate", "--n", "13", "--workers", "1", *common])
     assert result.exit_code != 0 and "n: store has 12, requested 13" in result.output
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is pid (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid is a live (not zombie) process."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_workers_and_resource_tracker_end_when_the_generating_process_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "from matdiff.dataset import generate_dataset\n"
+        f"generate_dataset({str(tmp_path / 'd.zarr')!r}, 2, 64, 4096, 0, workers=2, chunk_samples=64)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(parent.pid)) < 3 and time.monotonic() < deadline:  # 2 workers + resource tracker
+            time.sleep(0.2)
+        children = _children(parent.pid)
+        assert len(children) >= 3, children
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in children if _alive(pid)]
+    for pid in left:  # do not leave them running if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left

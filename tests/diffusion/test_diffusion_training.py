@@ -1,4 +1,6 @@
-"""Training, exact resume, checkpoints (round trip and clear errors), sampling, data stream and the CLI."""
+"""Training, exact resume, checkpoints (round trip and clear errors), sampling, data stream and the CLI; a
+resume that cannot be the same run is refused, a killed run's log and a truncated newest checkpoint are
+repaired, and arguments that cannot train are refused before any work."""
 
 import json
 import shutil
@@ -289,3 +291,93 @@ def test_cli_train_and_sample(store, tmp_path):
     assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "s" / "samples.npy").shape == (3, 3, 8, 8)
     assert (tmp_path / "s" / "grid.png").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def finished(store, tmp_path_factory):
+    """A 4-step run with checkpoints at steps 2 and 4 and a log line per step."""
+    out = tmp_path_factory.mktemp("runs") / "four"
+    straight = tiny_train(store, out, ckpt_every=2, log_every=1)
+    return out, straight
+
+
+def logged_steps(run):
+    return [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_a_resume_after_a_kill_cuts_the_log_back_to_the_checkpoint(finished, store, tmp_path):
+    run = shutil.copytree(finished[0], tmp_path / "run")
+    shutil.rmtree(checkpoint_dirs(run)[-1])  # killed after logging steps 3 and 4, before checkpoint 4
+    with open(run / "train_log.jsonl", "a") as log:
+        log.write('{"step": 5, "lo')  # and torn mid-line
+    tiny_train(store, run, ckpt_every=2, log_every=1)
+    assert logged_steps(run) == [1, 2, 3, 4]
+
+
+def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(finished, store, tmp_path):
+    run = shutil.copytree(finished[0], tmp_path / "run")
+    newest = checkpoint_dirs(run)[-1] / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="skipping unreadable checkpoint step_00000004"):
+        resumed = tiny_train(store, run, ckpt_every=2, log_every=1)
+    assert resumed.step == 4 and resumed.losses == finished[1].losses[2:]
+    weights = load_file(str(checkpoint_dirs(run)[-1] / "model.safetensors"))
+    expected = load_file(str(checkpoint_dirs(finished[0])[-1] / "model.safetensors"))
+    assert all(bool((weights[k] == v).all()) for k, v in expected.items())
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(preset="seedB"), "preset"),
+        (dict(unet_overrides={"stem_channels": 8}), "overrides"),
+        (dict(data="other"), "not the store"),
+    ],
+)
+def test_a_resume_with_other_data_preset_or_unet_is_refused(finished, store, tmp_path, change, match):
+    run = shutil.copytree(finished[0], tmp_path / "run")
+    data = make_store(tmp_path / "other.zarr", n=8) if change.pop("data", None) else store
+    with pytest.raises(CheckpointError, match=match):
+        tiny_train(data, run, steps=6, **change)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(steps=0),
+        dict(batch=0),
+        dict(ckpt_every=0),
+        dict(log_every=0),
+        dict(lr=float("nan")),
+        dict(lr=-1.0),
+        dict(seed=-1),
+        dict(ema=1.5),
+        dict(stop_after=0),
+        dict(preset="bogus"),
+    ],
+)
+def test_arguments_that_cannot_train_are_refused_before_any_work(store, tmp_path, change):
+    with pytest.raises(ValueError, match=next(iter(change))):
+        tiny_train(store, tmp_path / "run", **change)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("size", 7, "size must be a positive multiple of 4"),
+        ("size", "32", "size"),
+        ("dim", 3, "differ from the UNet"),
+        ("channels", 1, "differ from the UNet"),
+        ("prediction_type", "noise", "prediction_type must be one of"),
+        ("scheduler", {"beta_schedule": "bogus"}, "cannot build a schedule"),
+        ("normalization", {"lo": [0, 0, 0], "hi": [1, 1]}, "normalization"),
+    ],
+)
+def test_a_config_with_a_bad_field_is_refused_at_load(run, tmp_path, field, value, match):
+    path = shutil.copytree(checkpoint_dirs(run)[-1], tmp_path / "bad")
+    config = json.loads((path / "config.json").read_text())
+    config[field] = value
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=match):
+        load_model(path)

@@ -4,6 +4,8 @@ among threads (odd periodic plane counts included). That threads never write the
 plane colouring's construction: a race would need neighbouring planes to run at the same instant, too rare
 for a test to catch (removing the colouring did not fail these tests)."""
 
+import hashlib
+
 import pytest
 import torch
 from test_fem_solvers import particles
@@ -167,3 +169,37 @@ def test_pcg_vector_steps_match_pytorch(dtype, threads):
     tol = 1e-14 if dtype == torch.float64 else 1e-6
     assert relative(x, x_ref) < tol and relative(r, r_ref) < tol
     assert relative(rr, torch.sum(r_ref.double() ** 2, dim=dims)) < tol
+
+
+@pytest.fixture
+def fake_compiler(tmp_path, monkeypatch):
+    """A private cache folder, a 'compiler' that writes fixed bytes to its -o path (counting its calls), and
+    a loader that records what it is asked to load (a second copy of the kernels in one process crashed it
+    at exit)."""
+    script = tmp_path / "fake-cxx"
+    script.write_text(f'#!/bin/bash\necho built >> {tmp_path}/calls\necho kernels > "${{@: -1}}"\n')
+    script.chmod(0o700)
+    monkeypatch.setenv("MATDIFF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(native.ctypes, "CDLL", lambda path: f"loaded {path}")
+    return str(script), tmp_path / "calls"
+
+
+def test_a_built_library_is_recorded_and_a_tampered_one_is_rebuilt_never_loaded(fake_compiler):
+    compiler, calls = fake_compiler
+    path = native.build(compiler)
+    assert native.record_path(path).read_text() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert native.load(path) == f"loaded {path}"
+    assert native.build(compiler) == path and calls.read_text().count("\n") == 1  # trusted: not rebuilt
+    path.write_bytes(path.read_bytes() + b"planted")
+    with pytest.raises(native.UntrustedLibrary, match="does not match"):
+        native.load(path)
+    native.build(compiler)  # rebuilt, not trusted
+    assert calls.read_text().count("\n") == 2 and native.load(path) == f"loaded {path}"
+
+
+def test_no_library_is_loaded_from_a_folder_others_can_write(fake_compiler):
+    compiler, _ = fake_compiler
+    path = native.build(compiler)
+    path.parent.chmod(0o777)
+    with pytest.raises(native.UntrustedLibrary, match="writable by other users"):
+        native.load(path)

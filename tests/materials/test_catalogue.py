@@ -115,6 +115,17 @@ def test_missing_column_raises(tmp_path: Path) -> None:
         load_catalogue(path)
 
 
+@pytest.mark.parametrize(
+    ("rows", "constant"),
+    [("Steel,metal,200,0.3,7.8,test\n", "E_GPa, nu, rho_g_cm3"), (GOOD_ROWS.replace("0.35", "0.3"), "nu")],
+)
+def test_a_property_with_one_value_is_refused(tmp_path: Path, rows: str, constant: str) -> None:
+    path = tmp_path / "flat.csv"
+    path.write_text(HEADER + rows)
+    with pytest.raises(ValueError, match=f"one value of {constant} for all"):
+        load_catalogue(path)
+
+
 def test_loads_a_custom_file(tmp_path: Path) -> None:
     path = tmp_path / "good.csv"
     path.write_text(HEADER + GOOD_ROWS)

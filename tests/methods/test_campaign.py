@@ -119,3 +119,24 @@ def test_image_designs_are_evaluated_as_they_are():
     assert C.shape == (3, 3) and C[1, 1] > C[0, 0]  # stiffer along the layers
     assert C[0, 0] == pytest.approx(E_reuss / (1 - 0.3**2), rel=1e-4)  # exact for a laminate
     assert "frac@1%" in result.table[0] and "cov@1%" not in result.table[0]
+
+
+def test_a_sample_left_out_of_guidance_is_marked_failed_in_json_csv_and_table(
+    tmp_path, tiny_method, fem_fails_for_sample_1
+):
+    from rich.console import Console
+
+    from matdiff.evaluation.report import proposals_table, write_design_report
+
+    evaluator = Evaluator(tiny_method.catalogue, dim=2, size=8, realizations=1)
+    result = run_campaign(tiny_method, [target_bulk_modulus(80.0)], 3, evaluator)
+    rows = result.rows[0]
+    assert rows[1]["valid"] is False and "left out of guidance" in rows[1]["reason"]
+    assert result.table[0]["valid"] == sum(r["valid"] for r in rows) <= 2
+    write_design_report(tmp_path, result, {})
+    assert "FEM solve did not converge" in (tmp_path / "proposals.csv").read_text()
+    stored = json.loads((tmp_path / "design.json").read_text())["proposals"][1]
+    assert not stored["valid"] and stored["reason"] == rows[1]["reason"]
+    console = Console(width=400, record=True)
+    console.print(proposals_table(rows, "t"))
+    assert "invalid: left out of guidance" in console.export_text()

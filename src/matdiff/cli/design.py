@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from matdiff.cli.common import console, device_option
+from matdiff.cli.common import check_steps, console, device_option, finite, one_line, writable_folder
 
 
 def register(app: typer.Typer) -> None:
@@ -18,16 +18,14 @@ def register(app: typer.Typer) -> None:
 
 def _load(model_path: Path | None, device: str):
     """Load the model (bundled default when None) and the catalogue it was trained with."""
-    from matdiff.diffusion import CheckpointError, load_model, resolve_device
+    from matdiff.diffusion import load_model, resolve_device
     from matdiff.guidance import require_particle_model
     from matdiff.materials import load_catalogue
 
     catalogue = load_catalogue()
-    try:
+    with one_line("--model"):
         model = load_model(model_path, device=resolve_device(device), catalogue=catalogue)
         require_particle_model(model)
-    except (CheckpointError, ValueError) as err:
-        raise typer.BadParameter(str(err), param_hint="--model") from None
     return model, catalogue
 
 
@@ -37,23 +35,20 @@ def _method(model_path, device, method, steps, eta, strength, snap_every, realiz
     from matdiff.guidance import GuidanceConfig
     from matdiff.methods import GuidedDiffusion
 
-    try:
+    with one_line():
         config = GuidanceConfig(method=method, strength=strength, steps=steps, eta=eta, snap_every=snap_every)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
     net, catalogue = _load(model_path, device)
+    check_steps(net, steps)
     evaluator = Evaluator(catalogue, net.dim, int(net.size), realizations, str(net.device))
     return GuidedDiffusion(net, catalogue, config, progress=progress), evaluator
 
 
-def _objective(target: float, density_weight: float):
+def _objective(target: float, density_weight: float, hint: str = "--target-bulk"):
     """Seed A's objective for one target bulk modulus (GPa); BadParameter names a bad target."""
     from matdiff.guidance import target_bulk_modulus
 
-    try:
+    with one_line(hint):
         return target_bulk_modulus(target, density_weight)
-    except ValueError as err:
-        raise typer.BadParameter(str(err)) from None
 
 
 def design(
@@ -61,18 +56,22 @@ def design(
     n: int = typer.Option(16, min=1, help="Number of proposals (one guided batch)."),
     model: Path = typer.Option(None, help="Model folder; default: the bundled 2D model."),
     density_weight: float = typer.Option(
-        0.0, min=0.0, help="Weight of seed A's mean-density term (per g/cm^3)."
+        0.0, min=0.0, callback=finite, help="Weight of seed A's mean-density term (per g/cm^3)."
     ),
     method: str = typer.Option("tfg", help="Guidance: tfg (seed A code), dps (seed A paper) or none."),
     steps: int = typer.Option(100, min=1, help="DDIM steps."),
     eta: float = typer.Option(1.0, min=0.0, max=1.0, help="DDIM eta (1 = strided DDPM as in seed A)."),
-    strength: float = typer.Option(1.0, min=0.0, help="Guidance strength (TFG rho / DPS zeta)."),
+    strength: float = typer.Option(
+        1.0, min=0.0, callback=finite, help="Guidance strength (TFG rho / DPS zeta)."
+    ),
     snap_every: int = typer.Option(
         0, min=0, help="Snap x0 to catalogue materials every k-th step (seed A's 'project'; 0 = off)."
     ),
     realizations: int = typer.Option(10, min=1, help="Fresh microstructures per design in re-evaluation."),
-    seed: int = typer.Option(0, help="Random seed (noise, re-evaluation)."),
-    out: Path = typer.Option(Path("runs/design"), help="Output folder (JSON, CSV, PNG)."),
+    seed: int = typer.Option(0, min=0, help="Random seed (noise, re-evaluation)."),
+    out: Path = typer.Option(
+        Path("runs/design"), callback=writable_folder, help="Output folder (JSON, CSV, PNG)."
+    ),
     device: str = device_option(),
 ) -> None:
     """Propose n microstructures whose bulk modulus meets --target-bulk, backproject and re-evaluate them."""
@@ -106,17 +105,23 @@ def design(
     )
 
 
-def _targets(text: str, model, target_samples: int):
-    """Target bulk moduli (GPa) from 'auto' (seed A's 5 targets on fresh samples) or a comma list."""
+def _given_targets(text: str, density_weight: float):
+    """Objectives of a comma list of target bulk moduli (GPa), each checked; None for 'auto'."""
+    if text == "auto":
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"targets must be 'auto' or numbers, got {text!r}") from None
+    return [_objective(value, density_weight, "--targets") for value in values]
+
+
+def _auto_targets(model, target_samples: int) -> list[float]:
+    """Seed A's 5 target bulk moduli (GPa) between the K quantiles of fresh samples of the model's kind."""
     import numpy as np
 
     from matdiff.evaluation import select_targets
 
-    if text != "auto":
-        try:
-            return [float(v) for v in text.split(",")]
-        except ValueError:
-            raise typer.BadParameter(f"targets must be 'auto' or numbers, got {text!r}") from None
     values, K = select_targets(model.dim, model.size, target_samples, device=model.device)
     console.print(
         f"targets from {target_samples} fresh samples: K quantiles 1%={np.quantile(K, 0.01):.2f}, "
@@ -133,26 +138,29 @@ def evaluate(
     n: int = typer.Option(200, min=1, help="Samples per target."),
     batch: int = typer.Option(50, min=1, help="Samples per guided batch (one work unit)."),
     target_samples: int = typer.Option(10_000, min=10, help="Fresh samples for 'auto' target selection."),
-    density_weight: float = typer.Option(0.0, min=0.0, help="Weight of the mean-density term."),
+    density_weight: float = typer.Option(
+        0.0, min=0.0, callback=finite, help="Weight of the mean-density term."
+    ),
     method: str = typer.Option("tfg", help="Guidance: tfg, dps or none (unguided ablation)."),
     steps: int = typer.Option(100, min=1),
     eta: float = typer.Option(1.0, min=0.0, max=1.0),
-    strength: float = typer.Option(1.0, min=0.0),
+    strength: float = typer.Option(1.0, min=0.0, callback=finite),
     snap_every: int = typer.Option(0, min=0, help="'project' ablation: snap every k-th step."),
     realizations: int = typer.Option(10, min=1),
-    seed: int = typer.Option(0),
-    out: Path = typer.Option(Path("runs/evaluate")),
+    seed: int = typer.Option(0, min=0),
+    out: Path = typer.Option(Path("runs/evaluate"), callback=writable_folder),
     device: str = device_option(),
 ) -> None:
     """Seed A's table 1(a): frac and cov at 1% and 5% for several targets; resumes finished work units."""
     from matdiff.evaluation import ResumeMismatch, run_campaign
     from matdiff.evaluation.report import metrics_table, write_campaign_report
 
+    objectives = _given_targets(targets, density_weight)
     designer, evaluator = _method(
         model, device, method, steps, eta, strength, snap_every, realizations, progress=False
     )
-    values = _targets(targets, designer.model, target_samples)
-    objectives = [_objective(value, density_weight) for value in values]
+    if objectives is None:
+        objectives = [_objective(v, density_weight) for v in _auto_targets(designer.model, target_samples)]
     out.mkdir(parents=True, exist_ok=True)
     try:
         campaign = run_campaign(

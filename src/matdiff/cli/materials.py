@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from matdiff.cli.common import console
+from matdiff.cli.common import console, one_line, writable_file
 from matdiff.materials import Catalogue, load_catalogue
 from matdiff.materials.catalogue import BOX_HI, SEGMENTS
 
@@ -42,6 +42,18 @@ def count_table(catalogue: Catalogue) -> Table:
     return table
 
 
+def picture_file(path: Path | None) -> Path | None:
+    """Callback of ``--plot``: a writable file whose suffix names a format matplotlib can write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path is not None and path.suffix.lstrip(".").lower() not in formats:
+        raise typer.BadParameter(
+            f"cannot write a {path.suffix or 'suffix-less'} picture; use one of .{', .'.join(formats)}"
+        )
+    return writable_file(path)
+
+
 def plot_catalogue(catalogue: Catalogue, path: Path) -> None:
     """Save pairwise scatter plots (E-nu, E-rho, nu-rho) coloured by class, with the chunk grid."""
     import matplotlib
@@ -70,14 +82,16 @@ def plot_catalogue(catalogue: Catalogue, path: Path) -> None:
 
 
 def materials(
-    plot: Path = typer.Option(None, help="Write a PNG of the catalogue (pairwise scatter with chunk grid)."),
+    plot: Path = typer.Option(
+        None,
+        callback=picture_file,
+        help="Write a picture of the catalogue (pairwise scatter with chunk grid).",
+    ),
     catalogue: Path = typer.Option(None, help="Catalogue CSV; default: the shipped catalogue."),
 ) -> None:
     """Print counts of the material catalogue (per class, per source, non-empty chunks); optionally plot."""
-    try:
+    with one_line("--catalogue"):
         table_catalogue = load_catalogue(catalogue)
-    except (OSError, ValueError) as error:
-        raise typer.BadParameter(str(error)) from None
     console.print(count_table(table_catalogue))
     if plot is not None:
         plot_catalogue(table_catalogue, plot)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from matdiff.cli.common import finite, one_line, writable_folder
+
 
 def register(app: typer.Typer) -> None:
     """Add the `optimize-noise` command to the app."""
@@ -74,8 +76,10 @@ def optimize_noise_command(
         "or a seed B target name (digits: biclinic, orthotropic, tetragonal; "
         "metamaterial: orthotropic, tetragonal).",
     ),
-    seed: int = typer.Option(0, help="Seed of the initial noises."),
-    out: Path = typer.Option(..., help="Output folder (result.json, arrays.npz, PNGs)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the initial noises."),
+    out: Path = typer.Option(
+        ..., callback=writable_folder, help="Output folder (result.json, arrays.npz, PNGs)."
+    ),
     model: Path | None = typer.Option(
         None, help="Checkpoint or run folder; default: the bundled style model."
     ),
@@ -95,8 +99,10 @@ def optimize_noise_command(
         "stage, '5,10,20,40,80', reaches the tolerance more often (docs/results.md).",
     ),
     max_iter: int = typer.Option(100, min=1, help="L-BFGS iterations per stage."),
-    tol: float = typer.Option(1e-2, help="Stage tolerance on the loss sum_ij (C_ij - C*_ij)^2."),
-    threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's)."),
+    tol: float = typer.Option(
+        1e-2, min=0.0, callback=finite, help="Stage tolerance on the loss sum_ij (C_ij - C*_ij)^2."
+    ),
+    threads: int | None = typer.Option(None, min=1, help="torch CPU threads (default: torch's)."),
 ) -> None:
     """Optimize the DDIM input noise so the generated cell's homogenized stiffness matches --target-C."""
     import torch
@@ -106,7 +112,7 @@ def optimize_noise_command(
     from matdiff.evaluation import Evaluator, run_campaign
     from matdiff.evaluation.noise_report import write_noise_report
     from matdiff.guidance import TargetObjective
-    from matdiff.guidance.noise_opt import SEED_B_GAMMAS, NoiseOptConfig
+    from matdiff.guidance.noise_opt import SEED_B_GAMMAS, NoiseOptConfig, require_density_model
     from matdiff.materials import load_catalogue
     from matdiff.methods import NoiseSpace
 
@@ -126,7 +132,9 @@ def optimize_noise_command(
     if threads:
         torch.set_num_threads(threads)
     model_path = resolve_model_path(style, model)
-    net = load_model(model_path, device="cpu")
+    with one_line("--model"):
+        net = load_model(model_path, device="cpu")
+        require_density_model(net)
     objective = TargetObjective("homogenized_stiffness", target.tolist())
 
     with Progress(

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from matdiff.cli.common import check_steps, device_option, one_line, writable_folder
+
 
 def register(app: typer.Typer) -> None:
     """Add the `sample` command to the app."""
@@ -16,13 +18,15 @@ def register(app: typer.Typer) -> None:
 
 def sample(
     model: Path | None = typer.Option(None, help="Checkpoint or run folder; default: the bundled 2D model."),
-    n: int = typer.Option(64, help="Number of samples."),
-    steps: int = typer.Option(100, help="DDIM steps."),
-    eta: float = typer.Option(0.0, help="DDIM stochasticity (0 = deterministic)."),
-    out: Path = typer.Option(..., help="Output folder for samples.npy, grid.png, sample.json."),
-    seed: int = typer.Option(0, help="Seed of the initial noise."),
-    batch: int = typer.Option(64, help="Samples per network batch."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    n: int = typer.Option(64, min=1, help="Number of samples."),
+    steps: int = typer.Option(100, min=1, help="DDIM steps."),
+    eta: float = typer.Option(0.0, min=0.0, max=1.0, help="DDIM stochasticity (0 = deterministic)."),
+    out: Path = typer.Option(
+        ..., callback=writable_folder, help="Output folder for samples.npy, grid.png, sample.json."
+    ),
+    seed: int = typer.Option(0, min=0, help="Seed of the initial noise."),
+    batch: int = typer.Option(64, min=1, help="Samples per network batch."),
+    device: str = device_option(),
 ) -> None:
     """Draw unconditional samples (n, C, *spatial) in [-1, 1] and save them with a PNG grid."""
     import torch
@@ -30,7 +34,9 @@ def sample(
     from matdiff.diffusion import load_model, resolve_device
     from matdiff.figures import field_grid_png
 
-    net = load_model(model, device=resolve_device(device))
+    with one_line("--model"):
+        net = load_model(model, device=resolve_device(device))
+    check_steps(net, steps)
     generator = torch.Generator("cpu").manual_seed(seed)
     chunks = [
         net.sample(min(batch, n - i), steps=steps, eta=eta, generator=generator).cpu()

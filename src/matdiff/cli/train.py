@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from matdiff.cli.common import device_option, finite, one_line, writable_folder
+
 
 def register(app: typer.Typer) -> None:
     """Add the `train` command to the app."""
@@ -14,24 +16,38 @@ def register(app: typer.Typer) -> None:
 
 def train(
     data: Path = typer.Option(..., help="Zarr store with a 'fields' array (N, C, *spatial) in [-1, 1]."),
-    out: Path = typer.Option(..., help="Run folder; re-running with the same folder resumes."),
-    preset: str = typer.Option("seedA-2d", help="matdiff-2d, seedA-2d, seedA-3d, seedB or tiny."),
-    steps: int | None = typer.Option(None, help="Total optimizer steps (default: preset / resumed run)."),
-    batch: int | None = typer.Option(None, help="Batch size (default: preset / resumed run)."),
-    lr: float | None = typer.Option(None, help="Peak learning rate of the cosine schedule."),
-    warmup: int | None = typer.Option(None, help="Linear warm-up steps."),
-    ema: float | None = typer.Option(None, help="EMA decay of the weights."),
-    ckpt_every: int = typer.Option(1000, help="Checkpoint every K steps (and at the end)."),
-    seed: int | None = typer.Option(None, help="Seed of initialization, data order and noise (default 0)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
-    log_every: int = typer.Option(50, help="Write a train_log.jsonl line every K steps."),
-    stop_after: int | None = typer.Option(None, help="Stop this call after K steps (checkpointed)."),
-    time_limit: float | None = typer.Option(None, help="Stop this call after S seconds (checkpointed)."),
+    out: Path = typer.Option(
+        ..., callback=writable_folder, help="Run folder; re-running with the same folder resumes."
+    ),
+    preset: str | None = typer.Option(
+        None,
+        help="matdiff-2d, seedA-2d, seedA-3d, seedB or tiny (default: the resumed run's, else seedA-2d).",
+    ),
+    steps: int | None = typer.Option(
+        None, min=1, help="Total optimizer steps (default: preset / resumed run)."
+    ),
+    batch: int | None = typer.Option(None, min=1, help="Batch size (default: preset / resumed run)."),
+    lr: float | None = typer.Option(None, callback=finite, help="Peak learning rate of the cosine schedule."),
+    warmup: int | None = typer.Option(None, min=0, help="Linear warm-up steps."),
+    ema: float | None = typer.Option(None, callback=finite, help="EMA decay of the weights."),
+    ckpt_every: int = typer.Option(1000, min=1, help="Checkpoint every K steps (and at the end)."),
+    seed: int | None = typer.Option(
+        None, min=0, help="Seed of initialization, data order and noise (default 0)."
+    ),
+    device: str = device_option(),
+    log_every: int = typer.Option(50, min=1, help="Write a train_log.jsonl line every K steps."),
+    stop_after: int | None = typer.Option(None, min=1, help="Stop this call after K steps (checkpointed)."),
+    time_limit: float | None = typer.Option(
+        None, callback=finite, help="Stop this call after S seconds (checkpointed)."
+    ),
     width: int | None = typer.Option(
-        None, help="Rescale the preset's UNet to this stem width (e.g. seedB 32)."
+        None, min=1, help="Rescale the preset's UNet to this stem width (e.g. seedB 32)."
     ),
     min_snr_gamma: float | None = typer.Option(
-        None, min=0.0, help="Min-SNR-gamma loss weights (e.g. 5; 0 = uniform); default: preset / resumed run."
+        None,
+        min=0.0,
+        callback=finite,
+        help="Min-SNR-gamma loss weights (e.g. 5; 0 = uniform); default: preset / resumed run.",
     ),
     augment: bool | None = typer.Option(
         None, "--augment/--no-augment", help="Random grid symmetries (flips, rotations) of each sample."
@@ -50,15 +66,14 @@ def train(
     """
     from matdiff.diffusion import train as run
     from matdiff.diffusion.presets import width_overrides
+    from matdiff.diffusion.train import DEFAULT_PRESET, check_preset
 
-    try:
-        overrides = width_overrides(preset, width) if width is not None else None
-    except (KeyError, ValueError) as err:
-        raise typer.BadParameter(str(err)) from None
-    if precision is not None and precision not in ("fp32", "bf16"):
-        raise typer.BadParameter(f"--precision must be fp32 or bf16, got {precision!r}")
-    monitor = _quality_monitor(data, monitor_n) if monitor_every else None
-    result = run(
+    with one_line("--preset / --width"):
+        overrides = width_overrides(check_preset(preset or DEFAULT_PRESET), width) if width else None
+    with one_line("--data"):
+        monitor = _quality_monitor(data, monitor_n) if monitor_every else None
+    checked_run = one_line()(run)  # a missing or incomplete store, a resume with other arguments, a bad value
+    result = checked_run(
         data,
         out,
         preset=preset,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -32,6 +34,9 @@ from matdiff.materials import Catalogue, load_catalogue
 from matdiff.microstructure import max_particles, sample_particles
 from matdiff.microstructure.particles import check_dim, check_size
 
+PARENT_POLL_SECONDS = 1.0
+"""How often a dataset worker checks that the generating process still lives."""
+
 
 def generate_chunk(path: Path, chunk: int, catalogue: Catalogue) -> int:
     """Sample and write all samples of one chunk of the store at path; returns the chunk id."""
@@ -45,16 +50,33 @@ def generate_chunk(path: Path, chunk: int, catalogue: Catalogue) -> int:
     return chunk
 
 
+def exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this process once ``parent`` is gone (killed with -9, it cannot stop its
+    workers), checked every ``PARENT_POLL_SECONDS`` by a daemon thread; the multiprocessing resource tracker
+    then sees its last user leave and ends too."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def generated_chunks(path: Path, chunks: list[int], catalogue: Catalogue, workers: int) -> Iterator[int]:
     """Generate the given chunks, in this process (workers=1) or spawned processes; yields each finished id.
 
-    A process pool of concurrent.futures fails loudly (BrokenProcessPool) when a worker dies.
+    A process pool of concurrent.futures fails loudly (BrokenProcessPool) when a worker dies; a worker ends
+    when this process dies (``exit_with_parent``).
     """
     if workers == 1 or len(chunks) == 1:
         yield from (generate_chunk(path, chunk, catalogue) for chunk in chunks)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(
+        min(workers, len(chunks)), mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+    )
+    with pool:
         futures = [pool.submit(generate_chunk, path, chunk, catalogue) for chunk in chunks]
         try:
             yield from (future.result() for future in as_completed(futures))

@@ -66,8 +66,11 @@ def ddim_steps(scheduler, num_steps: int) -> list[Step]:
     """The DDIM steps of a diffusers DDIM ``scheduler`` for ``num_steps`` inference steps (its timesteps:
     trailing spacing gives 999, 989, ..., 9 for 100 steps of seed A; 999, 899, ..., 99 for 10; a_t from its
     alphas_cumprod in float64)."""
-    if num_steps < 1:
-        raise ValueError(f"the number of sampling steps must be >= 1, got {num_steps}")
+    limit = int(scheduler.config.num_train_timesteps)
+    if not 1 <= num_steps <= limit:
+        raise ValueError(
+            f"the number of sampling steps must be in 1..{limit} (training timesteps), got {num_steps}"
+        )
     scheduler.set_timesteps(num_steps)
     timesteps = [int(t) for t in scheduler.timesteps]
     abar = torch.as_tensor(scheduler.alphas_cumprod).double().cpu()
@@ -91,10 +94,12 @@ def ddim_loop(
 ) -> torch.Tensor:
     """Run DDIM from x = x_T (B, C, *spatial) through ``steps``; returns x_0 (the last x0_hat, shifted).
 
-    ``rule``: PlainRule() (clipped x0) when None. ``eta`` > 0 draws N(0, I) noise per step from
+    ``rule``: PlainRule() (clipped x0) when None. ``eta`` in [0, 1]; eta > 0 draws N(0, I) noise per step from
     ``generator`` (on the generator's device, moved to x's). ``checkpoint``: recompute each step in the
     backward pass (differentiable runs over many steps).
     """
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: strided DDPM), got {eta}")
     rule = rule or PlainRule()
     gen_device = generator.device if generator is not None else x.device
 

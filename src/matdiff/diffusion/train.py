@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +41,14 @@ from matdiff.diffusion.checkpoint import (
     CheckpointError,
     build_unet,
     checkpoint_dirs,
-    load_weights,
+    integer_at_least,
+    load_state,
     read_config,
+    read_weights,
     save_checkpoint,
 )
 from matdiff.diffusion.data import BatchStream, data_normalization, open_fields
-from matdiff.diffusion.presets import get_preset
+from matdiff.diffusion.presets import PRESETS, get_preset
 from matdiff.diffusion.schedule import add_noise, alphas_cumprod, loss_weights, training_target
 from matdiff.diffusion.unet import UNet
 
@@ -62,6 +66,7 @@ TRAJECTORY_ARGS = (
     "precision",
 )
 PRECISIONS = ("fp32", "bf16")
+DEFAULT_PRESET = "seedA-2d"
 
 #: ``monitor(ema_unet, config, step) -> dict`` of JSON-able numbers; see ``train``.
 Monitor = Callable[[UNet, dict[str, Any], int], dict[str, Any]]
@@ -151,18 +156,116 @@ def _resolve_args(preset: str, given: dict[str, Any], previous: dict[str, Any] |
     return args
 
 
-def _resume_state(run: Path) -> tuple[Path | None, dict[str, Any] | None]:
-    """(latest checkpoint directory, its config) of a run folder, or (None, None) for a fresh run."""
+@dataclass
+class Checkpoint:
+    """A training checkpoint read whole: its directory, config, raw and EMA weights and training state."""
+
+    directory: Path
+    config: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
+    state: dict[str, Any]
+
+
+def read_checkpoint(directory: Path) -> Checkpoint:
+    """Every file of a training checkpoint; CheckpointError when one is missing, truncated or corrupt."""
+    config = read_config(directory)
+    weights, ema = read_weights(directory / RAW_WEIGHTS), read_weights(directory / WEIGHTS)
+    try:
+        state = torch.load(directory / TRAIN_STATE, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError) as err:
+        raise CheckpointError(f"cannot read training state {directory / TRAIN_STATE}: {err}") from err
+    return Checkpoint(directory, config, weights, ema, state)
+
+
+def _resume_state(run: Path) -> Checkpoint | None:
+    """The newest readable checkpoint of a run folder (warning about each newer one that is not, e.g.
+    truncated by a full disk), None for a fresh run; CheckpointError when none can be read."""
     found = checkpoint_dirs(run)
-    if not found:
-        return None, None
-    return found[-1], read_config(found[-1])
+    for directory in reversed(found):
+        try:
+            return read_checkpoint(directory)
+        except CheckpointError as err:
+            warnings.warn(f"skipping unreadable checkpoint {directory.name}: {err}", stacklevel=3)
+    if found:
+        raise CheckpointError(f"no readable checkpoint in {run / 'checkpoints'}; delete the run folder")
+    return None
+
+
+def check_preset(name: str) -> str:
+    """``name`` if it names a preset, else ValueError listing them."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return name
+
+
+def check_arguments(args: dict[str, Any], schedule: dict[str, Any]) -> None:
+    """ValueError naming the first training argument that cannot train: ``args`` (the resolved training
+    args) and ``schedule`` (ckpt_every, log_every, keep, stop_after, time_limit, monitor_every)."""
+    counts = {"steps": 1, "batch": 1, "warmup": 0, "seed": 0, "cache_bytes": 1, "stop_after": 1}
+    counts |= {"ckpt_every": 1, "log_every": 1, "keep": 1, "monitor_every": 0}
+    given = {**args, **schedule}
+    for name, least in counts.items():
+        value = given[name]
+        if (value is not None or name != "stop_after") and not integer_at_least(value, least):
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    checks = {
+        "lr": (given["lr"], "a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+        "ema": (given["ema"], "a number in [0, 1)", lambda v: 0 <= v < 1),
+        "min_snr_gamma": (given["min_snr_gamma"] or 0.0, "finite and >= 0", lambda v: 0 <= v < math.inf),
+        "time_limit": (given["time_limit"] or 1.0, "finite and > 0 seconds", lambda v: 0 < v < math.inf),
+    }
+    for name, (value, wanted, ok) in checks.items():
+        if not isinstance(value, int | float) or not ok(value):
+            raise ValueError(f"{name} must be {wanted}, got {given[name]!r}")
+    if given["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {given['precision']!r}")
+
+
+def check_resume(previous: dict[str, Any], fields: Any, attrs: dict[str, Any], data: Path, overrides) -> None:
+    """CheckpointError unless the data and UNet overrides of a resumed call are the run's: the same store
+    (sample count and attrs; its path may move) and no override that differs from the run's UNet."""
+    stored = previous.get("data") or {}
+    now = {"n": int(fields.shape[0]), "attrs": json.loads(json.dumps(attrs))}
+    differs = sorted(key for key in now if key in stored and stored[key] != now[key])
+    if differs:
+        raise CheckpointError(
+            f"cannot resume: {data} is not the store the run was trained on "
+            f"(differs in: {', '.join(differs)})"
+        )
+    changed = {
+        k: (previous["unet"].get(k), v) for k, v in (overrides or {}).items() if previous["unet"].get(k) != v
+    }
+    if changed:
+        raise CheckpointError(
+            f"cannot resume: UNet overrides differ from the run's UNet (was, now): {changed}"
+        )
+
+
+def cut_logs(out: Path, step: int) -> None:
+    """Drop the lines after ``step`` (and any torn line) from the run's JSONL logs: a run killed after its
+    last checkpoint logged steps that the resumed run repeats."""
+    for path in (out / "train_log.jsonl", out / "monitor_log.jsonl"):
+        if not path.exists():
+            continue
+        kept = [line for line in path.read_text().splitlines(keepends=True) if _logged_step(line) <= step]
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
+
+
+def _logged_step(line: str) -> float:
+    """The step of a JSONL log line; infinity for a torn or foreign line (dropped)."""
+    try:
+        return float(json.loads(line)["step"]) if line.endswith("\n") else math.inf
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return math.inf
 
 
 def train(
     data: str | Path,
     out: str | Path,
-    preset: str = "seedA-2d",
+    preset: str | None = None,
     steps: int | None = None,
     batch: int | None = None,
     lr: float | None = None,
@@ -186,15 +289,19 @@ def train(
 ) -> TrainResult:
     """Train (or resume) a diffusion prior on the zarr store ``data``, writing checkpoints under ``out``.
 
-    Unset arguments come from the resumed checkpoint, else from the preset ("training" defaults; seed 0,
-    uniform loss weights, no augmentation, fp32). ``stop_after`` (steps) and ``time_limit`` (seconds) end
-    this call early with a checkpoint; calling again continues. The UNet's channel count follows the data.
-    ``monitor`` is called every ``monitor_every`` steps (0: never). Returns a TrainResult.
+    Unset arguments come from the resumed checkpoint, else from the preset (None: the resumed run's, else
+    seedA-2d; "training" defaults; seed 0, uniform loss weights, no augmentation, fp32). ``stop_after``
+    (steps) and ``time_limit`` (seconds) end this call early with a checkpoint; calling again continues. The
+    UNet's channel count follows the data. ``monitor`` is called every ``monitor_every`` steps (0: never).
+    All arguments are checked before any work (ValueError); a resume whose arguments, data or UNet overrides
+    differ from the run's raises CheckpointError. A newest checkpoint that cannot be read (truncated) is
+    skipped with a warning; the run's logs are cut back to the step resumed from. Returns a TrainResult.
     """
     out, data = Path(out), Path(data)
     started = time.perf_counter()
-    last_ckpt, previous = _resume_state(out)
-    preset = previous["preset"] if previous else preset
+    resumed = _resume_state(out)
+    previous = resumed.config if resumed else None
+    preset = check_preset(preset or (previous["preset"] if previous else DEFAULT_PRESET))
     given = dict(
         preset=preset,
         steps=steps,
@@ -213,10 +320,15 @@ def train(
     args["cache_bytes"] = args["cache_bytes"] or 2**30
     args["augment"] = bool(args["augment"])
     args["precision"] = args["precision"] or "fp32"
+    schedule = {"ckpt_every": ckpt_every, "log_every": log_every, "keep": keep}
+    schedule |= {"stop_after": stop_after, "time_limit": time_limit, "monitor_every": monitor_every}
+    check_arguments(args, schedule)
     dev = resolve_device(device)
     amp = autocast_enabled(dev, args["precision"])
 
     fields, attrs = open_fields(data)
+    if previous:
+        check_resume(previous, fields, attrs, data, unet_overrides)
     stream = BatchStream(
         fields, args["batch"], args["seed"], cache_bytes=args["cache_bytes"], augment=args["augment"]
     )
@@ -252,13 +364,14 @@ def train(
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, args["warmup"], args["steps"])
     generator = torch.Generator(dev).manual_seed(args["seed"])
     step, cpu_seconds = 0, 0.0
-    if last_ckpt is not None:
-        step, cpu_seconds = _load_train_state(last_ckpt, unet, ema_unet, optimizer, lr_schedule, generator)
+    if resumed is not None:
+        step, cpu_seconds = _load_train_state(resumed, unet, ema_unet, optimizer, lr_schedule, generator)
+        cut_logs(out, step)
 
     abar = alphas_cumprod(config["scheduler"]).to(dev)
     prediction, T = config["prediction_type"], len(abar)
     end = args["steps"] if stop_after is None else min(args["steps"], step + stop_after)
-    result = TrainResult(out=out, step=step, checkpoint=last_ckpt)
+    result = TrainResult(out=out, step=step, checkpoint=resumed.directory if resumed else None)
     log, window = out / "train_log.jsonl", []
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=args["steps"], initial=step, desc=f"train {preset}", disable=not progress)
@@ -340,22 +453,23 @@ def _save(out: Path, config: dict, ema_unet: UNet, unet: UNet, state: tuple, ste
 
 
 def _load_train_state(
-    directory: Path, unet: UNet, ema_unet: UNet, optimizer, lr_schedule, generator
+    checkpoint: Checkpoint, unet: UNet, ema_unet: UNet, optimizer, lr_schedule, generator
 ) -> tuple[int, float]:
-    """Restore weights, EMA, optimizer, LR-schedule and RNG states from a checkpoint.
+    """Restore weights, EMA, optimizer, LR-schedule and RNG states from a checkpoint read whole.
 
     Returns (step, training CPU seconds so far; 0 for checkpoints that did not record them).
     """
-    load_weights(unet, directory / RAW_WEIGHTS)
-    load_weights(ema_unet, directory / WEIGHTS)
+    load_state(unet, checkpoint.weights, checkpoint.directory / RAW_WEIGHTS)
+    load_state(ema_unet, checkpoint.ema, checkpoint.directory / WEIGHTS)
+    state = checkpoint.state
     try:
-        state = torch.load(directory / TRAIN_STATE, map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         lr_schedule.load_state_dict(state["lr_scheduler"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-    except (OSError, RuntimeError, KeyError, ValueError, EOFError) as err:
-        raise CheckpointError(f"cannot restore training state from {directory / TRAIN_STATE}: {err}") from err
+    except (RuntimeError, KeyError, ValueError) as err:
+        path = checkpoint.directory / TRAIN_STATE
+        raise CheckpointError(f"cannot restore training state from {path}: {err}") from err
     return int(state["step"]), float(state.get("cpu_seconds", 0.0))

@@ -29,7 +29,12 @@ import torch
 
 from matdiff.evaluation.executors import Executor, LocalExecutor
 from matdiff.evaluation.metrics import frac_within, margin_table
-from matdiff.evaluation.reevaluate import quantity_of_fields, quantity_of_properties, reevaluate
+from matdiff.evaluation.reevaluate import (
+    quantity_of_fields,
+    quantity_of_properties,
+    reevaluate,
+    unsolved_reason,
+)
 from matdiff.evaluation.report import plain_json, write_json
 from matdiff.guidance import TargetObjective
 from matdiff.materials import Catalogue, Properties
@@ -93,8 +98,8 @@ class Evaluator:
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Mean, std (n, *shape) and failure reasons ("" if none) of every design's quantity."""
         if designs and all(isinstance(d, ImageDesign) for d in designs):
-            values = quantity_of_properties(lambda dtype: _stacked(designs, dtype), quantity, self.device)
-            return values, np.zeros_like(values), [""] * len(designs)
+            values = quantity_of_properties(_stacked(designs), quantity, self.device)
+            return values, np.zeros_like(values), [unsolved_reason(v[None]) for v in values]
         if any(d is not None and not isinstance(d, ParticleDesign) for d in designs):
             raise TypeError("a unit's designs must all be ParticleDesign (or None) or all ImageDesign")
         rng = np.random.default_rng(seed)
@@ -103,9 +108,9 @@ class Evaluator:
         )
 
 
-def _stacked(designs: Sequence[ImageDesign], dtype) -> Properties:
-    """Properties of image designs stacked into one batch (N, H, W)."""
-    parts = [d.properties(dtype) for d in designs]
+def _stacked(designs: Sequence[ImageDesign]) -> Properties:
+    """Float32 properties of image designs stacked into one batch (N, H, W)."""
+    parts = [d.properties(torch.float32) for d in designs]
     return Properties(*(torch.cat([getattr(p, name) for p in parts]) for name in ("E", "nu", "rho")))
 
 
@@ -187,7 +192,7 @@ def target_metrics(objective: TargetObjective, rows: list[dict[str, Any]], catal
         "valid": sum(bool(r["valid"]) for r in rows),
     }
     if np.ndim(target) == 0 and all("matrix_row" in r for r in rows):
-        value = np.array([np.nan if r["value"] is None else r["value"] for r in rows], dtype=float)
+        value = np.array([_valid_number(r, "value") for r in rows], dtype=float)
         matrix = np.array([r["matrix_row"] for r in rows])
         particle = np.array([r["particle_row"] for r in rows])
         metrics |= margin_table(value, float(target), matrix, particle, catalogue)
@@ -195,9 +200,15 @@ def target_metrics(objective: TargetObjective, rows: list[dict[str, Any]], catal
         finite = np.isfinite(densities).any()
         metrics["mean_density"] = float(np.nanmean(densities)) if finite else float("nan")
     else:
-        errors = np.array([np.nan if r["relative_error"] is None else r["relative_error"] for r in rows])
+        errors = np.array([_valid_number(r, "relative_error") for r in rows], dtype=float)
         metrics |= {f"frac@{m:.0%}": frac_within(errors, m) for m in (0.01, 0.05)}
     return metrics
+
+
+def _valid_number(row: dict[str, Any], key: str) -> float:
+    """row[key] of a valid row; NaN (a miss in every metric) for failed designs and missing values."""
+    value = row[key]
+    return np.nan if not row["valid"] or value is None else value
 
 
 def run_campaign(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,26 +20,19 @@ QUANTITY_SHAPES = {"bulk_modulus": lambda dim: (), "homogenized_stiffness": lamb
 
 
 def quantity_of_properties(
-    make: Callable[[torch.dtype], Properties],
-    quantity: str = "bulk_modulus",
-    device: str | torch.device = "cpu",
+    props: Properties, quantity: str = "bulk_modulus", device: str | torch.device = "cpu"
 ) -> np.ndarray:
-    """FEM ``quantity`` (N, *shape) float64 numpy of the properties ``make(dtype)`` (each (N, *spatial)).
+    """FEM ``quantity`` (N, *shape) float64 numpy of properties (each (N, *spatial)); NaN for a sample whose
+    solve failed.
 
-    Solved in float32 to the FEM's default relative residual 1e-6 (K within ~1e-6 relative of float64); a
-    batch whose float32 solve does not converge is solved again in float64.
+    Solved in the properties' dtype (float32: to the FEM's default relative residual 1e-6, K within ~1e-6
+    relative of float64); a sample whose solve misses that is solved again cold in float64
+    (``fem.SolveOptions(on_failure="retry")``, float32 stalls at its floor on extreme contrasts).
     """
     solve = getattr(fem, quantity)
-
-    def solved(dtype: torch.dtype) -> np.ndarray:
-        props = make(dtype)
-        with torch.no_grad():
-            return solve(props.E.to(device), props.nu.to(device)).double().cpu().numpy()
-
-    try:
-        return solved(torch.float32)
-    except fem.ConvergenceError:  # float32 stalls at its floor on extreme contrasts: redo in float64
-        return solved(torch.float64)
+    with torch.no_grad():
+        value = solve(props.E.to(device), props.nu.to(device), options=fem.SolveOptions(on_failure="retry"))
+    return value.double().cpu().numpy()
 
 
 def quantity_of_fields(
@@ -50,21 +42,22 @@ def quantity_of_fields(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
-    """FEM ``quantity`` (N, *shape) of normalized particle fields (N, 3, *spatial), FEM_BATCH at a time."""
+    """FEM ``quantity`` (N, *shape) of normalized particle fields (N, 3, *spatial), FEM_BATCH at a time,
+    solved in float32 (NaN where a solve failed, see ``quantity_of_properties``)."""
     fields = torch.as_tensor(fields)
     out = []
     starts = range(0, len(fields), FEM_BATCH)
     for start in tqdm(starts, desc=f"FEM {quantity}", unit="batch", disable=not progress):
-        batch = fields[start : start + FEM_BATCH]
-        props = functools.partial(_field_properties, batch, catalogue)
+        props = catalogue_properties(fields[start : start + FEM_BATCH].float(), catalogue)
         out.append(quantity_of_properties(props, quantity, device))
     shape = QUANTITY_SHAPES[quantity](fields.ndim - 2)
     return np.concatenate(out) if out else np.zeros((0, *shape))
 
 
-def _field_properties(fields: torch.Tensor, catalogue: Catalogue, dtype: torch.dtype) -> Properties:
-    """Properties of normalized particle fields in ``dtype``."""
-    return catalogue_properties(fields.to(dtype), catalogue)
+def unsolved_reason(values: np.ndarray) -> str:
+    """Why a design has no value: "" unless some of its FEM values (M, *shape) are NaN (failed solves)."""
+    failed = int(np.isnan(values.reshape(len(values), -1)).any(1).sum())
+    return f"FEM solve did not converge for {failed} of {len(values)} fields" if failed else ""
 
 
 def realizations(
@@ -88,8 +81,9 @@ def reevaluate(
     """Mean and std (N, *shape) of the FEM ``quantity`` over M fresh microstructures per design, and why a
     design could not be evaluated ("" where it could).
 
-    A ``None`` design (failed backprojection) and a design that cannot be realized (e.g. a volume fraction
-    beyond random packing for its radius) give NaN. Seed A's code default is M = 10.
+    A ``None`` design (failed backprojection), a design that cannot be realized (e.g. a volume fraction
+    beyond random packing for its radius) and one whose FEM solve failed for a realization give NaN. Seed A's
+    code default is M = 10.
     """
     catalogue = catalogue or load_catalogue()
     reasons = ["no design" if d is None else "" for d in designs]
@@ -110,6 +104,8 @@ def reevaluate(
         values = quantity_of_fields(np.stack(fields), catalogue, quantity, device)
         values = values.reshape(len(evaluated), realizations_per_design, *shape)
         mean[evaluated], std[evaluated] = values.mean(1), values.std(1)
+        for i, per_design in zip(evaluated, values, strict=True):
+            reasons[i] = unsolved_reason(per_design)
     return mean, std, reasons
 
 

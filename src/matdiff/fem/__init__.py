@@ -9,7 +9,7 @@ from .functions import AffineEnergy, PeriodicStiffness
 from .laws import GaussResponse, IsotropicOperator, LinearElastic, MaterialLaw, lame, reference_matrices
 from .operators import ElementOperator
 from .options import SolveOptions
-from .problems import FEMSolution, WarmStart, solve_displacement
+from .problems import FEMSolution, SolveStatus, WarmStart, solve_displacement
 from .properties import bulk_modulus, homogenized_stiffness
 from .solvers import ConvergenceError
 
@@ -24,6 +24,7 @@ __all__ = [
     "MaterialLaw",
     "PeriodicStiffness",
     "SolveOptions",
+    "SolveStatus",
     "WarmStart",
     "bulk_modulus",
     "element_sizes",

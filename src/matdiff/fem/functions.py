@@ -12,8 +12,24 @@ from .elements import box_volume, divergence_vector, element_sizes
 from .grid import gather, scatter, sum64
 from .laws.linear_elastic import LinearElastic
 from .options import SolveOptions
-from .problems import WarmSlot, affine_solve, check_converged, periodic_solve
+from .problems import WarmSlot, affine_solve, failed_samples, periodic_solve, sample_status
 from .solvers import LinearSystem
+
+
+def zero_failed(x: torch.Tensor | None, failed: torch.Tensor | None) -> torch.Tensor | None:
+    """x (B, ...) with the rows of failed samples (B,) bool set to 0: an unconverged solution (it may hold
+    anything; zeros keep the warm start cold) or the incoming gradient of a failed sample's NaN value (it
+    passes no gradient, so a caller may replace the value, e.g. by a retry's)."""
+    if failed is None or x is None:
+        return x
+    return torch.where(failed.view(-1, *(1,) * (x.ndim - 1)), torch.zeros_like(x), x)
+
+
+def nan_failed(value: torch.Tensor, failed: torch.Tensor | None) -> torch.Tensor:
+    """value (B, ...) with NaN for the failed samples (B,) bool."""
+    if failed is None:
+        return value
+    return value.masked_fill(failed.view(-1, *(1,) * (value.ndim - 1)), float("nan"))
 
 
 class AffineEnergy(torch.autograd.Function):
@@ -21,7 +37,9 @@ class AffineEnergy(torch.autograd.Function):
 
     W2 = u^T K u / V (twice the mean strain energy density, GPa; V the box volume), L = sum_e c_e int_e div u
     / V for element weights c (B, *el). options: ``SolveOptions``; warm: ``WarmSlot`` (a caller's WarmStart as
-    seen by one batch chunk); voxel_size: as in ``solve_displacement``.
+    seen by one batch chunk); voxel_size: as in ``solve_displacement``. Also returns, not differentiable, the
+    per-sample status (converged (B,) bool, relative residual (B,)); a sample that failed (options.on_failure
+    not "raise") has W2 = L = NaN and passes no gradient back (0).
     dW2/dtheta = u^T dK/dtheta u / V (no adjoint); L needs the adjoint K_ff z = g_f, whose right-hand side
     does not depend on u: when a gradient will be asked for and c is not zero, it is solved in the forward PCG
     call as a second right-hand side (one V-cycle hierarchy, one loop, the kernels' data read once for both).
@@ -40,6 +58,7 @@ class AffineEnergy(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         lam, mu = lam.detach(), mu.detach()
         warm = WarmSlot() if warm is None else warm
+        options = SolveOptions() if options is None else options
         el = tuple(lam.shape[1:])
         h = element_sizes(el, voxel_size)
         op = LinearElastic(lam, mu).operator(False, h)
@@ -56,22 +75,26 @@ class AffineEnergy(torch.autograd.Function):
             if x0 is not None or z0 is not None:
                 x0 = torch.cat([torch.zeros_like(like) if x is None else x for x in (x0, z0)], dim=1)
         vz, um, info = affine_solve(system, h, x0, adjoint)
-        check_converged(info, "bulk modulus (affine BC) solve")
+        failed = failed_samples(info, options, "bulk modulus (affine BC) solve")
+        vz = zero_failed(vz, failed)
         v, z = vz[:, :1], vz[:, 1:] if adjoint is not None else None
-        warm.record("affine", v, info, system, x0 is not None)
+        warm.record("affine", v, info, system, x0 is not None, failed is not None)
         if z is not None:
-            warm.record("adjoint", z, info)
+            warm.record("adjoint", z, info, failed=failed is not None)
         volume = box_volume(el, h)
         ue = um[None, :, :, None] + gather(v, False)  # (B, 1, n_loc, n_el), translation-free element vectors
         w2 = sum64(ue * op.element_forces(ue), (1, 2, 3)) / volume
         div = torch.matmul(dvec, ue[:, 0])  # (B, n_el), int_e div u
         ell = sum64(c.reshape(b, -1) * div, (1,)) / volume
         ctx.save_for_backward(v, um, c, z)
-        ctx.op, ctx.dvec, ctx.volume = op, dvec, volume
-        return w2, ell
+        ctx.op, ctx.dvec, ctx.volume, ctx.failed = op, dvec, volume, failed
+        converged, residual = sample_status(info)
+        ctx.mark_non_differentiable(converged, residual)
+        return nan_failed(w2, failed), nan_failed(ell, failed), converged, residual
 
     @staticmethod
-    def backward(ctx, g_w2, g_ell):
+    def backward(ctx, g_w2, g_ell, _converged, _residual):
+        g_w2, g_ell = zero_failed(g_w2, ctx.failed), zero_failed(g_ell, ctx.failed)
         v, um, c, z = ctx.saved_tensors
         op, dvec = ctx.op, ctx.dvec
         b = v.shape[0]
@@ -92,7 +115,7 @@ class PeriodicStiffness(torch.autograd.Function):
 
     C_rs = sum_e (u^r_e)^T k_e u^s_e / V (the volume average) with u^r = macro strain r + periodic
     fluctuation; gradient from the mutual energies dC_rs/dtheta_e = (u^r_e)^T dk_e/dtheta u^s_e / V (no
-    adjoint).
+    adjoint). Returns the status beside C as ``AffineEnergy`` does (C = NaN for a failed sample).
     """
 
     @staticmethod
@@ -106,6 +129,7 @@ class PeriodicStiffness(torch.autograd.Function):
     ):
         lam, mu = lam.detach(), mu.detach()
         warm = WarmSlot() if warm is None else warm
+        options = SolveOptions() if options is None else options
         el = tuple(lam.shape[1:])
         h = element_sizes(el, voxel_size)
         op = LinearElastic(lam, mu).operator(True, h)
@@ -114,17 +138,21 @@ class PeriodicStiffness(torch.autograd.Function):
         shape = (lam.shape[0], d * (d + 1) // 2, d, *el)  # one field per Voigt unit strain
         x0 = warm.initial("periodic", torch.empty(shape, dtype=lam.dtype, device=lam.device))
         w, um, info = periodic_solve(system, h, x0)
-        check_converged(info, "homogenized stiffness (periodic) solve")
-        warm.record("periodic", w, info, system, x0 is not None)
+        failed = failed_samples(info, options, "homogenized stiffness (periodic) solve")
+        w = zero_failed(w, failed)
+        warm.record("periodic", w, info, system, x0 is not None, failed is not None)
         volume = box_volume(el, h)
         u = gather(w, True) + um[None, :, :, None]
         c = torch.einsum("brkn,bskn->brs", u, op.element_forces(u)) / volume
         ctx.save_for_backward(w, um)
-        ctx.op, ctx.volume = op, volume
-        return 0.5 * (c + c.transpose(1, 2))
+        ctx.op, ctx.volume, ctx.failed = op, volume, failed
+        converged, residual = sample_status(info)
+        ctx.mark_non_differentiable(converged, residual)
+        return nan_failed(0.5 * (c + c.transpose(1, 2)), failed), converged, residual
 
     @staticmethod
-    def backward(ctx, g):
+    def backward(ctx, g, _converged, _residual):
+        g = zero_failed(g, ctx.failed)
         w, um = ctx.saved_tensors
         u = gather(w, True) + um[None, :, :, None]
         gu = torch.einsum("brs,brkn->bskn", 0.5 * (g + g.transpose(1, 2)), u)

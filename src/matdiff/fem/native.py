@@ -3,8 +3,12 @@ compiler, loaded with ctypes, used by the operators for K u on CPU tensors.
 
 The library is built on first use into ``$MATDIFF_CACHE`` (default ``~/.cache/matdiff``) under a name
 that hashes the source, the compiler command and the CPU's flags, so an edited source or another machine
-builds its own copy. Where it cannot be built (no compiler) or is switched off (``MATDIFF_NATIVE=0``), and
-for CUDA tensors, the operators use their PyTorch path, which computes the same product.
+builds its own copy. Each build happens in a private temporary folder and is moved into the cache
+atomically with a SHA-256 record of its bytes beside it (``<name>.so.sha256``); a library is loaded only
+from a cache folder that no other user can write, and only if its bytes match their record: a planted or
+truncated file is rebuilt, never run. Where it cannot be built (no compiler) or is switched off
+(``MATDIFF_NATIVE=0``), and for CUDA tensors, the operators use their PyTorch path, which computes the same
+product.
 """
 
 from __future__ import annotations
@@ -46,19 +50,62 @@ def library_path(compiler: str) -> Path:
     return cache / f"voxel_kernels-{key.hexdigest()[:16]}.so"
 
 
+class UntrustedLibrary(OSError):
+    """A cached library that may not be loaded: its folder is writable by others, or its bytes do not match
+    the hash recorded when it was built."""
+
+
+def record_path(path: Path) -> Path:
+    """The SHA-256 record written beside a built library."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(data: bytes) -> str:
+    """Hex SHA-256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _recorded(path: Path) -> str | None:
+    """The hash recorded for a library, None when there is no record."""
+    try:
+        return record_path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def check_private(folder: Path) -> None:
+    """UntrustedLibrary unless ``folder`` belongs to this user and no one else can write it."""
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise UntrustedLibrary(f"{folder} is writable by other users (or not ours); its code is not loaded")
+
+
 def build(compiler: str) -> Path:
-    """Compile the kernels unless already built; returns the shared library's path."""
+    """Compile the kernels unless a library matching its record is already cached; returns its path."""
     path = library_path(compiler)
-    if path.exists():
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_private(path.parent)
+    if path.exists() and _recorded(path) == _sha256(path.read_bytes()):
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # mode 0700: private until moved
         out = Path(tmp) / path.name
         subprocess.run(
             [compiler, *FLAGS, str(SOURCE), "-o", str(out)], check=True, capture_output=True, text=True
         )
-        os.replace(out, path)  # atomic: concurrent builders leave one complete file
+        record = record_path(out)
+        record.write_text(_sha256(out.read_bytes()))
+        os.replace(out, path)  # atomic: concurrent builders leave one complete file (and its record)
+        os.replace(record, record_path(path))
     return path
+
+
+def load(path: Path) -> ctypes.CDLL:
+    """The library at ``path`` if its folder is private (``check_private``: no one else can swap the file
+    between the check and the load) and its bytes match their record, else UntrustedLibrary."""
+    check_private(path.parent)
+    if _sha256(path.read_bytes()) != _recorded(path):
+        raise UntrustedLibrary(f"{path} does not match its recorded SHA-256; not loaded")
+    return ctypes.CDLL(str(path))
 
 
 def _signatures(lib: ctypes.CDLL) -> None:
@@ -74,21 +121,27 @@ def _signatures(lib: ctypes.CDLL) -> None:
         getattr(lib, f"matdiff_cg_update_{dtype}").argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, i64, i64, i32]
 
 
+def find_compiler() -> str | None:
+    """The C++ compiler: $CXX, else g++ or c++ on the PATH; None when there is none."""
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The loaded kernels, or None where they are switched off or cannot be built (warns once)."""
     if os.environ.get("MATDIFF_NATIVE", "1") == "0":
         return None
-    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    compiler = find_compiler()
     if compiler is None:
         warnings.warn("matdiff.fem: no C++ compiler; the slower PyTorch products are used", stacklevel=2)
         return None
     try:
-        lib = ctypes.CDLL(str(build(compiler)))
+        lib = load(build(compiler))
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
         warnings.warn(
-            f"matdiff.fem: building {SOURCE.name} failed, PyTorch is used: {detail[:500]}", stacklevel=2
+            f"matdiff.fem: building or loading {SOURCE.name} failed, PyTorch is used: {detail[:500]}",
+            stacklevel=2,
         )
         return None
     _signatures(lib)

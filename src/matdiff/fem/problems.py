@@ -51,13 +51,19 @@ class WarmStart:
         info: SolveInfo,
         system: LinearSystem | None = None,
         warm_started: bool = False,
+        failed: bool = False,
     ) -> None:
-        """Store a converged field and its iteration count, and the multigrid hierarchy of `system` if any:
+        """Store a solved field and its iteration count, and the multigrid hierarchy of `system` if any:
         a new one when its solve was warm-started (a cold count says nothing about later warm ones); a reused
         one is dropped once its solve needed more than ``tuning.REBUILD_GROWTH`` x the fewest iterations it
-        has had."""
+        has had. ``failed``: some sample missed its tolerance (its rows of x are zero): the key's hierarchy is
+        dropped."""
         self.fields[key] = x.detach()
         self.iterations[key] = info.iterations
+        if failed:  # a hierarchy that saw a failure (or a stale one kept from before) is not trusted again
+            self.hierarchies.pop(key, None)
+            self.best_iterations.pop(key, None)
+            return
         if system is None or system.multigrid is None:
             return
         if system.reused:
@@ -110,10 +116,11 @@ class WarmSlot:
         info: SolveInfo,
         system: LinearSystem | None = None,
         warm_started: bool = False,
+        failed: bool = False,
     ) -> None:
         """Store a solution (and the system's multigrid hierarchy) in the caller's WarmStart."""
         if self.state is not None:
-            self.state.put(key + self.suffix, x, info, system, warm_started)
+            self.state.put(key + self.suffix, x, info, system, warm_started, failed)
 
 
 def batch_chunks(E: torch.Tensor, batch_size: int | None) -> list[slice]:
@@ -146,6 +153,31 @@ class FEMSolution:
     solver: str
 
 
+@dataclass(frozen=True)
+class SolveStatus:
+    """Per-sample outcome of ``bulk_modulus`` / ``homogenized_stiffness`` (``return_status=True``).
+
+    converged: (B,) bool, every solve of the sample reached its tolerance (after the retry, if one ran);
+    residual: (B,) float64, the worst relative residual of the sample's last solves; retried: (B,) bool,
+    solved again cold in float64 (``SolveOptions(on_failure="retry")``).
+    """
+
+    converged: torch.Tensor
+    residual: torch.Tensor
+    retried: torch.Tensor
+
+    def reasons(self) -> list[str]:
+        """Why each sample has no value: "" where it converged, else the relative residual it reached."""
+        rows = zip(self.converged.tolist(), self.residual.tolist(), self.retried.tolist(), strict=True)
+        return ["" if ok else unconverged_reason(res, again) for ok, res, again in rows]
+
+
+def unconverged_reason(residual: float, retried: bool) -> str:
+    """One line on a sample whose FEM solve missed its tolerance."""
+    retry = ", float64 retry too" if retried else ""
+    return f"FEM solve did not converge (relative residual {residual:.1e}{retry})"
+
+
 def check_converged(info: SolveInfo, what: str) -> None:
     """Raise ConvergenceError if any (sample, rhs) of a solve missed its tolerance."""
     if not bool(info.converged.all()):
@@ -154,6 +186,21 @@ def check_converged(info: SolveInfo, what: str) -> None:
             f"{what}: {info.solver}-PCG did not converge in {info.iterations} iterations for samples {bad} "
             f"(worst relative residual {float(info.residual.max()):.3e}); raise maxiter or loosen rtol"
         )
+
+
+def failed_samples(info: SolveInfo, options: SolveOptions, what: str) -> torch.Tensor | None:
+    """(B,) bool of the samples whose solves missed the tolerance, None when all converged; with
+    ``options.on_failure`` "raise" a miss raises ConvergenceError instead."""
+    if bool(info.converged.all()):
+        return None
+    if options.on_failure == "raise":
+        check_converged(info, what)
+    return ~info.converged.all(1)
+
+
+def sample_status(info: SolveInfo) -> tuple[torch.Tensor, torch.Tensor]:
+    """(converged (B,) bool, worst relative residual (B,) float64) over each sample's right-hand sides."""
+    return info.converged.all(1), info.residual.max(1).values
 
 
 def affine_solve(

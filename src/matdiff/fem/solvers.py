@@ -73,6 +73,16 @@ def choose_solver(
     return "direct" if cpu else "jacobi"
 
 
+def discard_poor_guess(x: torch.Tensor, b: torch.Tensor, r: torch.Tensor, bnorm: torch.Tensor, dot):
+    """(x, r) with the initial guess x (B, R, d, *nodes) of residual r = b - K x replaced by 0 (and r by b)
+    for each right-hand side where it is no better than 0, ||r|| >= ||b|| (B, R). A zero right-hand side
+    thereby gets its solution 0 at once: its stopping test rtol ||b|| = 0 cannot be met by any other guess.
+    """
+    poor = dot(r, r) >= bnorm * bnorm
+    keep = (~poor).to(x.dtype).view(*poor.shape, *(1,) * (x.ndim - 2))
+    return x * keep, torch.where(keep > 0, r, b)
+
+
 def pcg(system, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: int):
     """Batched PCG on nodal fields (B, R, d, *nodes) with float64 dots; returns x, iterations (the largest
     over the batch), done (B, R) and the relative residual (B, R).
@@ -95,9 +105,11 @@ def pcg(system, b: torch.Tensor, x0: torch.Tensor | None, rtol: float, maxiter: 
         r.addcmul_(-scale, ap)
         return dot(r, r).sqrt()
 
-    x = torch.zeros_like(b) if x0 is None else x0.contiguous().clone()
-    r = b.contiguous().clone() if x0 is None else b - system.apply(x)
     bnorm = dot(b, b).sqrt()
+    if x0 is None:
+        x, r = torch.zeros_like(b), b.contiguous().clone()
+    else:
+        x, r = discard_poor_guess(x0.contiguous().clone(), b, b - system.apply(x0), bnorm, dot)
     tol, rnorm = rtol * bnorm, dot(r, r).sqrt()
     done = rnorm <= tol
     x_out, rnorm_out, done_out = x, rnorm.clone(), done.clone()

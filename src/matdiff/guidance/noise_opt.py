@@ -100,6 +100,15 @@ class NoiseOptConfig:
     joint: bool = False
     n_candidates: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.gammas or not all(math.isfinite(g) and g > 0 for g in self.gammas):
+            raise ValueError(f"gammas must be finite positive slopes, got {self.gammas}")
+        if not (math.isfinite(self.tol) and self.tol >= 0) or self.max_iter < 1 or self.n_candidates < 0:
+            raise ValueError(
+                f"need tol finite >= 0, max_iter >= 1, n_candidates >= 0, got {self.tol}, {self.max_iter}, "
+                f"{self.n_candidates}"
+            )
+
     @classmethod
     def for_style(cls, style: str, **overrides: Any) -> NoiseOptConfig:
         """Seed B's settings for `style` ("digits" or "metamaterial"), with keyword overrides."""
@@ -453,6 +462,16 @@ def select_initial_noise(
     return candidates[order].clone(), order, losses
 
 
+def require_density_model(model: Denoiser) -> None:
+    """ValueError unless ``model`` draws one-channel 2D density images (a seed B style prior)."""
+    shape = _model_image_shape(model)
+    if shape[0] != 1 or len(shape) != 3:
+        raise ValueError(
+            f"noise-space design needs a 1-channel 2D density prior (a style model); this model draws "
+            f"{shape[0]}-channel {len(shape) - 1}D fields"
+        )
+
+
 def optimize_noise(
     model: Denoiser,
     target_C: Any,
@@ -476,6 +495,8 @@ def optimize_noise(
     """
     config = config or NoiseOptConfig()
     target = validate_target(target_C)
+    if image_shape is None:
+        require_density_model(model)
     stiffness_fn = stiffness_fn or default_stiffness_fn()
     unet = getattr(model, "unet", None)
     if isinstance(unet, torch.nn.Module):

@@ -28,10 +28,12 @@ from matdiff.materials import Properties
 
 Objective = Callable[["Quantities"], torch.Tensor]
 
-FEM_QUANTITIES: dict[str, Callable[..., torch.Tensor]] = {
+FEM_QUANTITIES: dict[str, Callable[..., tuple[torch.Tensor, fem.SolveStatus]]] = {
     "bulk_modulus": fem.bulk_modulus,
     "homogenized_stiffness": fem.homogenized_stiffness,
 }
+"""FEM outputs by name: fn(E, nu, plane=, warm_start=, options=, return_status=True) -> (value (B, ...),
+``fem.SolveStatus``), as ``fem.bulk_modulus``."""
 
 
 GUIDANCE_RTOL_FLOAT32 = 1e-5
@@ -44,7 +46,9 @@ class Quantities:
     """Lazily computed, cached FEM outputs and fields of one batch of element properties.
 
     ``q[key]`` computes a FEM quantity on first access; ``available()`` names what can be asked for and
-    ``computed()`` what has been evaluated (neither runs a solve).
+    ``computed()`` what has been evaluated (neither runs a solve). A sample whose solve misses its tolerance
+    is solved again cold in float64 (``fem.SolveOptions(on_failure="retry")``); where that fails too its
+    value is NaN and ``failures()`` says why.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Quantities:
             self._values["field"] = field
         self._warm_start = warm_start
         self._plane = plane
+        self._status: dict[str, fem.SolveStatus] = {}
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if key not in self._values:
@@ -76,11 +81,20 @@ class Quantities:
                 raise KeyError(f"unknown quantity {key!r}; available: {self.available()}")
             E, nu = self._values["E"], self._values["nu"]
             rtol = GUIDANCE_RTOL_FLOAT32 if E.dtype == torch.float32 else None
-            options = fem.SolveOptions(rtol=rtol)
-            self._values[key] = FEM_QUANTITIES[key](
-                E, nu, plane=self._plane, warm_start=self._warm_start, options=options
+            options = fem.SolveOptions(rtol=rtol, on_failure="retry")
+            self._values[key], self._status[key] = FEM_QUANTITIES[key](
+                E, nu, plane=self._plane, warm_start=self._warm_start, options=options, return_status=True
             )
         return self._values[key]
+
+    def failures(self) -> dict[int, str]:
+        """Samples whose FEM quantities are NaN (solve failed after the float64 retry): index -> why."""
+        found: dict[int, str] = {}
+        for status in self._status.values():
+            for i, reason in enumerate(status.reasons()):
+                if reason:
+                    found.setdefault(i, reason)
+        return found
 
     def available(self) -> list[str]:
         """Names an objective may read (fields and FEM quantities)."""

@@ -12,12 +12,15 @@ the DDIM update. Rules here (SPEC 5):
   by snapping each element of x0_hat to the nearest catalogue material.
 
 Guidance is skipped at the last step (as DPS and seed A's code do). Every rule records the network and FEM
-time it spends and the objective's values (``GuidanceRecord``). A new rule (e.g. classifier-free guidance)
-is one more class with a ``predict`` method.
+time it spends and the objective's values (``GuidanceRecord``). A sample whose loss or gradient is NaN or
+infinite at a step (e.g. its FEM solve failed after the float64 retry) is left out of that step, never the
+batch: it gets no shift there, and the record says which sample, where and why (``failures()``). A new rule
+(e.g. classifier-free guidance) is one more class with a ``predict`` method.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +45,32 @@ class GuidanceRecord:
     warm_start: fem.WarmStart = field(default_factory=fem.WarmStart)
     """FEM solutions of the previous step, the initial guess of the next (x0_hat changes little per step), and
     the multigrid hierarchies reused across steps; ``warm_start.clear()`` frees them."""
+    dropped: list[tuple[Step, int, str]] = field(default_factory=list)
+    """(step, sample, why) of every sample left out of a guided step."""
+    guards: list[tuple[Step, torch.Tensor]] = field(default_factory=list, repr=False)
+    """(step, (B,) bool finite) of every shift, read by ``failures`` (no host sync during sampling)."""
+
+    def drop(self, step: Step, reasons: dict[int, str]) -> None:
+        """Record samples (index -> why) left out of guidance at ``step``."""
+        self.dropped += [(step, i, why) for i, why in reasons.items()]
+
+    def guard(self, shift: torch.Tensor, step: Step) -> torch.Tensor:
+        """shift (B, C, *spatial) with every sample that holds NaN or inf set to 0 (left out of this step)."""
+        finite = torch.isfinite(shift).flatten(1).all(1)
+        self.guards.append((step, finite))
+        return torch.where(finite.view(-1, *(1,) * (shift.ndim - 1)), shift, torch.zeros_like(shift))
+
+    def failures(self) -> dict[int, str]:
+        """Samples left out of guidance at some step: index -> where (the first time) and why."""
+        if self.guards:
+            finite = torch.stack([ok for _, ok in self.guards]).cpu()
+            for row, col in (~finite).nonzero().tolist():
+                self.dropped.append((self.guards[row][0], col, "guidance gradient NaN or infinite"))
+            self.guards.clear()
+        found: dict[int, str] = {}
+        for step, sample, why in sorted(self.dropped, key=lambda d: d[0].index):
+            found.setdefault(sample, f"left out of guidance at step {step.index} (t = {step.t}): {why}")
+        return found
 
 
 def clip_per_sample(g: torch.Tensor, max_norm: float) -> torch.Tensor:
@@ -90,8 +119,9 @@ class Guided:
     properties: Callable[[torch.Tensor], Properties]
     record: GuidanceRecord = field(default_factory=GuidanceRecord)
 
-    def loss(self, x0: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss (B,) of x0_hat; records FEM time and quantity means."""
+    def loss(self, x0: torch.Tensor, step: Step) -> torch.Tensor:
+        """Per-sample loss (B,) of x0_hat, 0 for samples whose loss is NaN or inf (recorded as dropped);
+        records FEM time, quantity means and the mean loss of the other samples."""
         start = time.perf_counter()
         q = Quantities(self.properties(x0), x0, self.record.warm_start)
         loss = self.objective(q)
@@ -103,9 +133,23 @@ class Guided:
         self.record.seconds["fem"] += time.perf_counter() - start
         for key, value in q.computed().items():
             if value.ndim == 1:
-                self.record.quantity_trace.setdefault(key, []).append(float(value.mean()))
-        self.record.loss_trace.append(float(loss.detach().mean()))
+                self.record.quantity_trace.setdefault(key, []).append(float(value.nanmean()))
+        mean = float(loss.detach().mean())
+        if not math.isfinite(mean):  # the mean is finite exactly when every sample's loss is
+            loss, mean = self.drop_nonfinite(loss, q, step)
+        self.record.loss_trace.append(mean)
         return loss
+
+    def drop_nonfinite(self, loss: torch.Tensor, q: Quantities, step: Step) -> tuple[torch.Tensor, float]:
+        """(loss (B,) with its NaN or inf entries set to 0, mean of the others) and the dropped samples
+        recorded with why (their failed FEM solve, else the objective)."""
+        bad = ~torch.isfinite(loss.detach())
+        solves = q.failures()
+        self.record.drop(
+            step, {i: solves.get(i, "objective NaN or infinite") for i in bad.nonzero()[:, 0].tolist()}
+        )
+        kept = loss.detach()[~bad]
+        return torch.where(bad, torch.zeros_like(loss), loss), float(kept.mean()) if len(kept) else math.nan
 
     def predict(self, model, x_t: torch.Tensor, step: Step):
         if step.last:
@@ -115,10 +159,10 @@ class Guided:
             start = time.perf_counter()
             x0, eps = model.predict(x, step.t, clip=True)
             self.record.seconds["network"] += time.perf_counter() - start
-            shift = self.shift(x, x0)
+            shift = self.record.guard(self.shift(x, x0, step), step)
         return x0.detach(), eps.detach(), shift
 
-    def shift(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    def shift(self, x: torch.Tensor, x0: torch.Tensor, step: Step) -> torch.Tensor:
         """What the rule subtracts from x_{t_prev}, from x_t (a leaf with gradients) and x0_hat(x_t)."""
         raise NotImplementedError
 
@@ -130,9 +174,9 @@ class TFG(Guided):
     strength: float = 1.0
     grad_max_norm: float = 2.5
 
-    def shift(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    def shift(self, x: torch.Tensor, x0: torch.Tensor, step: Step) -> torch.Tensor:
         x0_leaf = x0.detach().requires_grad_(True)
-        (g0,) = torch.autograd.grad(self.loss(x0_leaf).sum(), x0_leaf)
+        (g0,) = torch.autograd.grad(self.loss(x0_leaf, step).sum(), x0_leaf)
         start = time.perf_counter()
         (g_t,) = torch.autograd.grad(x0, x, grad_outputs=clip_per_sample(g0, self.grad_max_norm))
         self.record.seconds["network"] += time.perf_counter() - start
@@ -145,8 +189,8 @@ class DPS(Guided):
 
     strength: float = 1.0
 
-    def shift(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        (g_t,) = torch.autograd.grad(self.loss(x0).clamp_min(0).sqrt().sum(), x)
+    def shift(self, x: torch.Tensor, x0: torch.Tensor, step: Step) -> torch.Tensor:
+        (g_t,) = torch.autograd.grad(self.loss(x0, step).clamp_min(0).sqrt().sum(), x)
         return self.strength * g_t
 
 

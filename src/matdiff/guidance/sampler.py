@@ -8,6 +8,7 @@ from a ``GuidanceConfig`` and runs the one DDIM loop of ``matdiff.diffusion.samp
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -39,8 +40,13 @@ class GuidanceConfig:
     def __post_init__(self) -> None:
         if self.method not in ("tfg", "dps", "none"):
             raise ValueError(f"unknown guidance method {self.method!r}; use 'tfg', 'dps' or 'none'")
-        if self.steps < 1 or self.strength < 0 or self.grad_max_norm < 0 or self.snap_every < 0:
-            raise ValueError(f"invalid guidance settings: {asdict(self)}")
+        finite = all(math.isfinite(v) for v in (self.strength, self.grad_max_norm, self.eta))
+        if not finite or self.strength < 0 or self.grad_max_norm < 0 or not 0 <= self.eta <= 1:
+            raise ValueError(
+                f"strength and grad_max_norm must be finite and >= 0, eta in [0, 1]: {asdict(self)}"
+            )
+        if self.steps < 1 or self.snap_every < 0:
+            raise ValueError(f"steps must be >= 1 and snap_every >= 0: {asdict(self)}")
 
 
 @dataclass
@@ -64,6 +70,10 @@ class GuidedSamples:
     def seconds(self) -> dict[str, float]:
         """Seconds spent in the network and in the FEM."""
         return self.record.seconds
+
+    def failures(self) -> dict[int, str]:
+        """Samples left out of guidance at some step (their loss or gradient was NaN or inf): index -> why."""
+        return self.record.failures()
 
 
 def make_rule(objective: Objective | None, catalogue: Catalogue, config: GuidanceConfig):

