@@ -23,11 +23,13 @@ import sys
 from pathlib import Path
 
 #: name -> (train() keyword arguments, UNet overrides, steps between quality reports).
-#: "full" is the matdiff-2d preset; every other variant changes one or a few things relative to it, except
-#: "seedA", which is seed A's own recipe (appendix C UNet at 64x64, uniform weights, no augmentation, fp32)
-#: at the same batch.
+#: "patch-aug" is the matdiff-2d preset (patches, symmetry augmentation, bf16, uniform v-loss); every other
+#: variant changes one or a few things relative to it, except "seedA", which is seed A's own recipe
+#: (appendix C UNet at 64x64, uniform weights, no augmentation, fp32) at the same batch. The main runs
+#: (`matdiff train --preset matdiff-2d ...`, docs/benchmarks.md) continue "patch-aug" and "min-snr".
 BASE = {"preset": "matdiff-2d", "steps": 40_000}
-VARIANTS: dict[str, tuple[dict, dict, int]] = {
+MIN_SNR = {"min_snr_gamma": 5.0}
+VARIANTS: dict[str, tuple[dict, dict | str, int]] = {
     "seedA": (
         {
             "preset": "seedA-2d",
@@ -43,18 +45,14 @@ VARIANTS: dict[str, tuple[dict, dict, int]] = {
         {},
         100,
     ),
-    "patch-fp32-plain": (
-        {**BASE, "min_snr_gamma": 0.0, "augment": False, "precision": "fp32"},
-        {},
-        500,
-    ),
-    "patch-plain": ({**BASE, "min_snr_gamma": 0.0, "augment": False}, {}, 500),
-    "patch-aug": ({**BASE, "min_snr_gamma": 0.0}, {}, 500),
-    "full": (dict(BASE), {}, 500),
-    "full-lr2e-3": ({**BASE, "lr": 2e-3}, {}, 500),
-    "full-batch64": ({**BASE, "batch": 64}, {}, 250),
-    "full-width48": (dict(BASE), "width48", 400),
-    "full-attn8x8": (dict(BASE), {"attention_levels": [False, False, True]}, 500),
+    "patch-fp32-plain": ({**BASE, "augment": False, "precision": "fp32"}, {}, 500),
+    "patch-plain": ({**BASE, "augment": False}, {}, 500),
+    "patch-aug": (dict(BASE), {}, 500),
+    "min-snr": ({**BASE, **MIN_SNR}, {}, 500),
+    "min-snr-lr2e-3": ({**BASE, **MIN_SNR, "lr": 2e-3}, {}, 500),
+    "batch64": ({**BASE, "batch": 64}, {}, 250),
+    "width48": (dict(BASE), "width48", 400),
+    "attn8x8": (dict(BASE), {"attention_levels": [False, False, True]}, 500),
 }
 
 
