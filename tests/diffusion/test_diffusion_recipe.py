@@ -114,3 +114,22 @@ def test_recipe_options_resume_exactly_and_monitor_logs_cpu_time(tmp_path):
     assert config["training"]["augment"] and config["training"]["min_snr_gamma"] == 5.0
     with pytest.raises(ValueError, match="precision"):
         train(data, tmp_path / "bad", steps=1, **{**options, "precision": "fp16"})
+
+
+def test_a_second_phase_starts_from_another_runs_weights(tmp_path):
+    data = make_store(tmp_path / "d.zarr", n=8)
+    options = dict(preset="tiny", batch=2, device="cpu", progress=False)
+    first = train(data, tmp_path / "one", steps=3, **options)
+    second = train(data, tmp_path / "two", steps=2, init_from=tmp_path / "one", min_snr_gamma=5.0, **options)
+    config = json.loads((second.checkpoint / "config.json").read_text())
+    assert config["init_from"]["step"] == 3 and config["training"]["min_snr_gamma"] == 5.0
+    assert config["init_from"]["training"]["min_snr_gamma"] is None
+    from matdiff.diffusion import load_model
+
+    before, after = load_model(first.checkpoint).unet, load_model(second.checkpoint).unet
+    changed = [not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True)]
+    assert any(changed) and not all(torch.equal(a, torch.zeros_like(a)) for a in after.parameters())
+    again = train(data, tmp_path / "two", steps=3, init_from=tmp_path / "one", min_snr_gamma=5.0, **options)
+    assert again.step == 3  # a started run resumes from its own checkpoint
+    with pytest.raises(ValueError, match="keeps that run's preset"):
+        train(data, tmp_path / "three", steps=1, init_from=tmp_path / "one", **{**options, "preset": "seedB"})

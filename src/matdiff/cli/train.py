@@ -57,6 +57,9 @@ def train(
         0, min=0, help="Every K steps, measure the prior's quality on --monitor-n samples (0: never)."
     ),
     monitor_n: int = typer.Option(32, min=2, help="Samples (and fresh data fields) per quality check."),
+    init_from: Path | None = typer.Option(
+        None, help="Start a new run from this run's weights (second phase with other arguments)."
+    ),
 ) -> None:
     """Train a diffusion prior (AdamW, cosine warm-up, EMA, atomic checkpoints, exact resume).
 
@@ -94,6 +97,7 @@ def train(
         precision=precision,
         monitor=monitor,
         monitor_every=monitor_every,
+        init_from=init_from,
     )
     tail = result.losses[-min(50, len(result.losses)) :]
     loss = f", mean loss of the last {len(tail)} steps {sum(tail) / len(tail):.4f}" if tail else ""

@@ -45,6 +45,7 @@ from matdiff.diffusion.checkpoint import (
     load_state,
     read_config,
     read_weights,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from matdiff.diffusion.data import BatchStream, data_normalization, open_fields
@@ -285,6 +286,7 @@ def train(
     precision: str | None = None,
     monitor: Monitor | None = None,
     monitor_every: int = 0,
+    init_from: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train (or resume) a diffusion prior on the zarr store ``data``, writing checkpoints under ``out``.
@@ -293,6 +295,9 @@ def train(
     seedA-2d; "training" defaults; seed 0, uniform loss weights, no augmentation, fp32). ``stop_after``
     (steps) and ``time_limit`` (seconds) end this call early with a checkpoint; calling again continues. The
     UNet's channel count follows the data. ``monitor`` is called every ``monitor_every`` steps (0: never).
+    ``init_from`` (a checkpoint or run folder) starts a new run from that run's raw and EMA weights, its
+    preset and UNet, with a fresh optimizer and LR schedule (a second training phase with other arguments,
+    e.g. other loss weights); its step and CPU seconds are recorded, and the CPU seconds carry over.
     All arguments are checked before any work (ValueError); a resume whose arguments, data or UNet overrides
     differ from the run's raises CheckpointError. A newest checkpoint that cannot be read (truncated) is
     skipped with a warning; the run's logs are cut back to the step resumed from. Returns a TrainResult.
@@ -301,6 +306,11 @@ def train(
     started = time.perf_counter()
     resumed = _resume_state(out)
     previous = resumed.config if resumed else None
+    start = read_checkpoint(resolve_checkpoint(init_from)) if init_from is not None and not resumed else None
+    if start is not None:
+        preset = preset or start.config["preset"]
+        if preset != start.config["preset"] or unet_overrides:
+            raise ValueError("a run started from another run keeps that run's preset and UNet")
     preset = check_preset(preset or (previous["preset"] if previous else DEFAULT_PRESET))
     given = dict(
         preset=preset,
@@ -336,6 +346,15 @@ def train(
     if previous:
         unet = build_unet(previous)
         config = previous
+    elif start is not None:
+        unet = build_unet(start.config)
+        config = _model_config(preset, unet, start.config["scheduler"], fields, attrs, data)
+        config["init_from"] = {
+            "path": str(start.directory),
+            "step": int(start.state["step"]),
+            "cpu_seconds": float(start.state.get("cpu_seconds", 0.0)),
+            "training": start.config["training"],
+        }
     else:
         spec = get_preset(preset)
         unet_kwargs = {
@@ -364,12 +383,17 @@ def train(
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, args["warmup"], args["steps"])
     generator = torch.Generator(dev).manual_seed(args["seed"])
     step, cpu_seconds = 0, 0.0
+    if start is not None:
+        load_state(unet, start.weights, start.directory / RAW_WEIGHTS)
+        load_state(ema_unet, start.ema, start.directory / WEIGHTS)
+        cpu_seconds = config["init_from"]["cpu_seconds"]
     if resumed is not None:
         step, cpu_seconds = _load_train_state(resumed, unet, ema_unet, optimizer, lr_schedule, generator)
         cut_logs(out, step)
 
     abar = alphas_cumprod(config["scheduler"]).to(dev)
     prediction, T = config["prediction_type"], len(abar)
+    ema_offset = config.get("init_from", {}).get("step", 0)  # the EMA's warm-up continues, not restarts
     end = args["steps"] if stop_after is None else min(args["steps"], step + stop_after)
     result = TrainResult(out=out, step=step, checkpoint=resumed.directory if resumed else None)
     log, window = out / "train_log.jsonl", []
@@ -390,7 +414,7 @@ def train(
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         lr_schedule.step()
-        ema_update(ema_unet, unet, args["ema"], step)
+        ema_update(ema_unet, unet, args["ema"], ema_offset + step)
         step += 1
         result.losses.append(loss.item())
         window.append(result.losses[-1])
