@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from matdiff.diffusion import DiffusionModel, UNet, get_preset, load_model
+from matdiff.diffusion import load_model, untrained_model
 from matdiff.styles import bundled_model_path
 
 
@@ -54,21 +54,6 @@ def measure(model, batch: int, layout: torch.memory_format, repeats: int) -> dic
     return {"fwd": timed(forward, repeats), "fwd+vjp": timed(forward_vjp, repeats), "out": forward()}
 
 
-def seed_a_model() -> DiffusionModel:
-    """Seed A's appendix-C UNet (preset seedA-2d) on 3 x 64 x 64 fields, seeded random weights."""
-    torch.manual_seed(0)
-    preset = get_preset("seedA-2d")
-    config = {
-        "unet": preset["unet"],
-        "scheduler": preset["scheduler"],
-        "prediction_type": preset["scheduler"]["prediction_type"],
-        "dim": 2,
-        "size": 64,
-        "channels": 3,
-    }
-    return DiffusionModel(UNet(**preset["unet"]), config)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -87,7 +72,7 @@ def main() -> None:
     print("| model | batch | layout | fwd ms/sample, min / median | fwd+vjp, min / median | max diff |")
     print("|---|---|---|---|---|---|")
     for name, (path, batch) in models.items():
-        model = seed_a_model() if path == "seedA-2d" else load_model(path)
+        model = untrained_model("seedA-2d", 64) if path == "seedA-2d" else load_model(path)
         results = {key: {"fwd": [], "fwd+vjp": []} for key in layouts}
         outputs = {}
         for _ in range(args.repeats):  # alternate the layouts

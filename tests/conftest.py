@@ -19,21 +19,10 @@ def _single_thread():
 @pytest.fixture(scope="module")
 def tiny_model():
     """An untrained tiny-preset DiffusionModel of 3-channel 8x8 particle fields (seeded initialization)."""
-    from matdiff.diffusion import DiffusionModel, UNet, get_preset
+    from matdiff.diffusion import untrained_model
     from matdiff.materials import load_catalogue
 
-    torch.manual_seed(0)
-    preset = get_preset("tiny")
-    config = {
-        "unet": preset["unet"],
-        "scheduler": preset["scheduler"],
-        "prediction_type": preset["scheduler"]["prediction_type"],
-        "dim": 2,
-        "size": 8,
-        "channels": 3,
-        "catalogue_hash": load_catalogue().hash,
-    }
-    return DiffusionModel(UNet(**preset["unet"]), config)
+    return untrained_model("tiny", 8, catalogue_hash=load_catalogue().hash)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Timesteps are integers 0..999; fields are normalized to [-1, 1], shaped (B, C, *
 
 from matdiff.diffusion.checkpoint import CheckpointError, export_model, save_checkpoint
 from matdiff.diffusion.data import BatchStream, open_fields
-from matdiff.diffusion.model import DiffusionModel, load_model
+from matdiff.diffusion.model import DiffusionModel, load_model, untrained_model
 from matdiff.diffusion.presets import PRESETS, get_preset
 from matdiff.diffusion.schedule import ddim_update, make_scheduler
 from matdiff.diffusion.train import TrainResult, resolve_device, train
@@ -29,4 +29,5 @@ __all__ = [
     "resolve_device",
     "save_checkpoint",
     "train",
+    "untrained_model",
 ]

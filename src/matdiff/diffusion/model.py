@@ -17,6 +17,7 @@ from matdiff.diffusion.checkpoint import (
     read_config,
     resolve_checkpoint,
 )
+from matdiff.diffusion.presets import get_preset
 from matdiff.diffusion.sampling import PlainRule, ddim_loop, ddim_steps
 from matdiff.diffusion.schedule import alphas_cumprod, make_scheduler, x0_eps_from_output
 from matdiff.diffusion.unet import UNet
@@ -130,6 +131,27 @@ class DiffusionModel:
         rule = PlainRule(clip=clip, condition=condition)
         x = ddim_loop(self, x, ddim_steps(self.scheduler(), steps), eta, rule, generator, progress=progress)
         return x.clamp(-1, 1)
+
+
+def untrained_model(
+    preset: str, size: int, channels: int = 3, catalogue_hash: str | None = None, seed: int = 0
+) -> DiffusionModel:
+    """A 2D DiffusionModel of ``preset`` with seeded random weights for (channels, size, size) fields: what
+    tests and timings need (a network's cost does not depend on its weights)."""
+    spec = get_preset(preset)
+    torch.manual_seed(seed)
+    unet = UNet(**{**spec["unet"], "in_channels": channels, "out_channels": channels})
+    config = {
+        "preset": preset,
+        "unet": unet.config,
+        "scheduler": spec["scheduler"],
+        "prediction_type": spec["scheduler"]["prediction_type"],
+        "dim": 2,
+        "size": size,
+        "channels": channels,
+        "catalogue_hash": catalogue_hash,
+    }
+    return DiffusionModel(unet, config)
 
 
 def load_model(

@@ -32,6 +32,22 @@ def nan_failed(value: torch.Tensor, failed: torch.Tensor | None) -> torch.Tensor
     return value.masked_fill(failed.view(-1, *(1,) * (value.ndim - 1)), float("nan"))
 
 
+def isotropic_system(
+    lam: torch.Tensor,
+    mu: torch.Tensor,
+    periodic: bool,
+    options: SolveOptions,
+    warm: WarmSlot,
+    voxel_size: float | tuple[float, ...] | None,
+) -> tuple[LinearSystem, tuple[float, ...]]:
+    """The linear system of isotropic Lame fields (B, *el) under affine (periodic False) or periodic BCs,
+    reusing the caller's kept hierarchy, and the voxel sides h."""
+    h = element_sizes(tuple(lam.shape[1:]), voxel_size)
+    op = LinearElastic(lam, mu).operator(periodic, h)
+    key = "periodic" if periodic else "affine"
+    return LinearSystem(op, options, warm.active, warm.hierarchy(key)), h
+
+
 class AffineEnergy(torch.autograd.Function):
     """(W2, L) under u = X on the boundary, interior in equilibrium, for Lame fields (B, *el) in GPa:
 
@@ -57,12 +73,9 @@ class AffineEnergy(torch.autograd.Function):
     ):
         ctx.set_materialize_grads(False)
         lam, mu = lam.detach(), mu.detach()
-        warm = WarmSlot() if warm is None else warm
-        options = SolveOptions() if options is None else options
-        el = tuple(lam.shape[1:])
-        h = element_sizes(el, voxel_size)
-        op = LinearElastic(lam, mu).operator(False, h)
-        system = LinearSystem(op, options, warm.active, warm.hierarchy("affine"))
+        warm, options = warm or WarmSlot(), options or SolveOptions()
+        system, h = isotropic_system(lam, mu, False, options, warm, voxel_size)
+        op, el = system.op, tuple(lam.shape[1:])
         dvec = divergence_vector(h, lam.dtype, lam.device)
         b = lam.shape[0]
         like = torch.empty((b, 1, len(el), *system.mask.shape[3:]), dtype=lam.dtype, device=lam.device)
@@ -128,12 +141,9 @@ class PeriodicStiffness(torch.autograd.Function):
         voxel_size: float | tuple[float, ...] | None = None,
     ):
         lam, mu = lam.detach(), mu.detach()
-        warm = WarmSlot() if warm is None else warm
-        options = SolveOptions() if options is None else options
-        el = tuple(lam.shape[1:])
-        h = element_sizes(el, voxel_size)
-        op = LinearElastic(lam, mu).operator(True, h)
-        system = LinearSystem(op, options, warm.active, warm.hierarchy("periodic"))
+        warm, options = warm or WarmSlot(), options or SolveOptions()
+        system, h = isotropic_system(lam, mu, True, options, warm, voxel_size)
+        op, el = system.op, tuple(lam.shape[1:])
         d = len(el)
         shape = (lam.shape[0], d * (d + 1) // 2, d, *el)  # one field per Voigt unit strain
         x0 = warm.initial("periodic", torch.empty(shape, dtype=lam.dtype, device=lam.device))
