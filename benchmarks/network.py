@@ -4,8 +4,9 @@
 
 For every shipped model (the bundled particle prior, the seed B style priors; with --seed-a also seed A's
 appendix-C UNet at 64x64 with untrained weights, i.e. the architecture before the matdiff-2d preset, whose
-cost does not depend on its weights) and both memory layouts
-(contiguous NCHW, channels_last NHWC), alternating layouts in one process so that both see the same machine
+cost does not depend on its weights) and both weight layouts
+(contiguous NCHW, as before; channels_last NHWC, what ``DiffusionModel`` uses on the CPU now), alternating
+layouts in one process so that both see the same machine
 load: the forward pass (unguided sampling, noise-space candidates) and the forward pass plus the gradient with
 respect to the input (what TFG/DPS guidance and the noise-space L-BFGS pay per step). Prints min and median
 ms per sample and the largest output difference between the layouts (they must agree to float tolerance).
@@ -36,10 +37,11 @@ def timed(fn, repeats: int) -> list[float]:
 
 
 def measure(model, batch: int, layout: torch.memory_format, repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of forward and forward + input gradient at batch ``batch`` in ``layout``."""
+    """Seconds per call of forward and forward + input gradient at batch ``batch`` with the network's weights
+    in ``layout`` (inputs stay contiguous, as callers pass them)."""
     model.unet.to(memory_format=layout)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn((batch, *model.sample_shape), generator=gen).contiguous(memory_format=layout)
+    x = torch.randn((batch, *model.sample_shape), generator=gen)
     t = torch.full((batch,), 500)
 
     def forward():

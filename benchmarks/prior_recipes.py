@@ -153,6 +153,37 @@ def print_table(runs: list[Path]) -> None:
             )
 
 
+def plot_curves(runs: list[Path], path: Path) -> None:
+    """PNG of R, contrast, centre distance and valid share against training CPU minutes, one line per run,
+    with the targets of a shipped prior dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matdiff.evaluation.quality import QUALITY_TARGETS
+
+    keys = ("two_phase", "contrast", "centre_distance", "valid_share")
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for run in runs:
+        reports, _ = read_reports(run)
+        if not reports:
+            continue
+        minutes = [r["cpu_seconds"] / 60 for r in reports]
+        for ax, key in zip(axes, keys, strict=True):
+            ax.plot(minutes, [r[key] for r in reports], marker="o", ms=3, label=run.name)
+    for ax, key in zip(axes, keys, strict=True):
+        ax.axhline(QUALITY_TARGETS[key][1], color="gray", ls="--", lw=0.8)
+        ax.set_xlabel("training CPU minutes (one thread)")
+        ax.set_title(f"{key} (target {' '.join(map(str, QUALITY_TARGETS[key]))})", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data/p2d64.zarr"))
@@ -165,6 +196,7 @@ def main() -> None:
         "--throughput", default=None, help="comma-separated presets: time training levers instead"
     )
     parser.add_argument("--compile", action="store_true", help="with --throughput: also torch.compile")
+    parser.add_argument("--plot", type=Path, default=None, help="with --table: PNG of the curves")
     args = parser.parse_args()
     if args.throughput:
         throughput(args.throughput.split(","), batch=32, repeats=4, compile_too=args.compile)
@@ -178,7 +210,10 @@ def main() -> None:
             for folder in args.table
             for p in ([folder] if (folder / "checkpoints").exists() else sorted(folder.iterdir()))
         ]
-        print_table([r for r in runs if r.is_dir()])
+        runs = [r for r in runs if r.is_dir()]
+        print_table(runs)
+        if args.plot:
+            plot_curves(runs, args.plot)
         return
     names = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
     for name in names:
