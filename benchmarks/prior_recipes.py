@@ -23,22 +23,22 @@ import sys
 from pathlib import Path
 
 #: name -> (train() keyword arguments, UNet overrides, steps between quality reports).
-#: "patch-aug" is the matdiff-2d preset (patches, symmetry augmentation, bf16, uniform v-loss); every other
+#: "min-snr" is the matdiff-2d preset (patches, symmetry augmentation, bf16, Min-SNR-5 weights); every other
 #: variant changes one or a few things relative to it, except "seedA", which is seed A's own recipe
-#: (appendix C UNet at 64x64, uniform weights, no augmentation, fp32) at the same batch. The main runs
-#: (`matdiff train --preset matdiff-2d ...`, docs/benchmarks.md) continue "patch-aug" and "min-snr".
+#: (appendix C UNet at 64x64, uniform weights, no augmentation, fp32) at the same batch. The main runs of
+#: docs/benchmarks.md continue "min-snr" (and its second, uniform-weight phase) and "patch-aug".
 BASE = {"preset": "matdiff-2d", "steps": 40_000}
-MIN_SNR = {"min_snr_gamma": 5.0}
+UNIFORM = {"min_snr_gamma": 0.0}
 #: seed A's recipe (preset seedA-2d: lr 1e-3, EMA 0.999, uniform weights, no augmentation, fp32) at the batch,
 #: warm-up and schedule length of the other variants
 SEED_A_AT_OUR_BATCH = {"steps": 40_000, "batch": 32, "warmup": 500}
 VARIANTS: dict[str, tuple[dict, dict | str, int]] = {
     "seedA": ({"preset": "seedA-2d", **SEED_A_AT_OUR_BATCH}, {}, 100),
-    "patch-fp32-plain": ({**BASE, "augment": False, "precision": "fp32"}, {}, 500),
-    "patch-plain": ({**BASE, "augment": False}, {}, 500),
-    "patch-aug": (dict(BASE), {}, 500),
-    "min-snr": ({**BASE, **MIN_SNR}, {}, 500),
-    "min-snr-lr2e-3": ({**BASE, **MIN_SNR, "lr": 2e-3}, {}, 500),
+    "patch-fp32-plain": ({**BASE, **UNIFORM, "augment": False, "precision": "fp32"}, {}, 500),
+    "patch-plain": ({**BASE, **UNIFORM, "augment": False}, {}, 500),
+    "patch-aug": ({**BASE, **UNIFORM}, {}, 500),
+    "min-snr": (dict(BASE), {}, 500),
+    "min-snr-lr2e-3": ({**BASE, "lr": 2e-3}, {}, 500),
     "batch64": ({**BASE, "batch": 64}, {}, 250),
     "width48": (dict(BASE), "width48", 400),
     "attn8x8": (dict(BASE), {"attention_levels": [False, False, True]}, 500),
