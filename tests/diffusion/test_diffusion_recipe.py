@@ -131,5 +131,10 @@ def test_a_second_phase_starts_from_another_runs_weights(tmp_path):
     assert any(changed) and not all(torch.equal(a, torch.zeros_like(a)) for a in after.parameters())
     again = train(data, tmp_path / "two", steps=3, init_from=tmp_path / "one", min_snr_gamma=5.0, **options)
     assert again.step == 3  # a started run resumes from its own checkpoint
+    from matdiff.diffusion import export_model
+
+    exported = export_model(tmp_path / "two", tmp_path / "shipped")  # EMA weights and config only
+    third = train(data, tmp_path / "four", steps=1, init_from=exported, **options)
+    assert json.loads((third.checkpoint / "config.json").read_text())["init_from"]["step"] == 3
     with pytest.raises(ValueError, match="keeps that run's preset"):
         train(data, tmp_path / "three", steps=1, init_from=tmp_path / "one", **{**options, "preset": "seedB"})

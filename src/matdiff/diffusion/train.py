@@ -179,6 +179,19 @@ def read_checkpoint(directory: Path) -> Checkpoint:
     return Checkpoint(directory, config, weights, ema, state)
 
 
+def starting_point(directory: Path) -> Checkpoint:
+    """A checkpoint to start a new run from: a training checkpoint read whole, or an exported model (config
+    and EMA weights only, e.g. the bundled one), whose EMA weights then also stand for the raw weights."""
+    if (directory / RAW_WEIGHTS).exists():
+        return read_checkpoint(directory)
+    config = read_config(directory)
+    ema = read_weights(directory / WEIGHTS)
+    if "training" not in config or "step" not in config:
+        raise CheckpointError(f"{directory} is not a trained model (its config records no training)")
+    state = {"step": config["step"], "cpu_seconds": config.get("cpu_seconds", 0.0)}
+    return Checkpoint(directory, config, ema, ema, state)
+
+
 def _resume_state(run: Path) -> Checkpoint | None:
     """The newest readable checkpoint of a run folder (warning about each newer one that is not, e.g.
     truncated by a full disk), None for a fresh run; CheckpointError when none can be read."""
@@ -295,9 +308,9 @@ def train(
     seedA-2d; "training" defaults; seed 0, uniform loss weights, no augmentation, fp32). ``stop_after``
     (steps) and ``time_limit`` (seconds) end this call early with a checkpoint; calling again continues. The
     UNet's channel count follows the data. ``monitor`` is called every ``monitor_every`` steps (0: never).
-    ``init_from`` (a checkpoint or run folder) starts a new run from that run's raw and EMA weights, its
-    preset and UNet, with a fresh optimizer and LR schedule (a second training phase with other arguments,
-    e.g. other loss weights); its step and CPU seconds are recorded, and the CPU seconds carry over.
+    ``init_from`` (a checkpoint, run or exported model folder) starts a new run from its raw and EMA
+    weights, preset and UNet, with a fresh optimizer and LR schedule (a second training phase with other
+    arguments, e.g. other loss weights); its step and CPU seconds are recorded, and the CPU seconds carry over.
     All arguments are checked before any work (ValueError); a resume whose arguments, data or UNet overrides
     differ from the run's raises CheckpointError. A newest checkpoint that cannot be read (truncated) is
     skipped with a warning; the run's logs are cut back to the step resumed from. Returns a TrainResult.
@@ -306,7 +319,7 @@ def train(
     started = time.perf_counter()
     resumed = _resume_state(out)
     previous = resumed.config if resumed else None
-    start = read_checkpoint(resolve_checkpoint(init_from)) if init_from is not None and not resumed else None
+    start = starting_point(resolve_checkpoint(init_from)) if init_from is not None and not resumed else None
     if start is not None:
         preset = preset or start.config["preset"]
         if preset != start.config["preset"] or unet_overrides:
@@ -427,7 +440,7 @@ def train(
         out_of_time = time_limit is not None and time.perf_counter() - started > time_limit
         if step % ckpt_every == 0 or step == end or out_of_time:
             cpu_seconds, cpu_tick = cpu_seconds + time.process_time() - cpu_tick, time.process_time()
-            config = {**config, "training": args, "step": step}
+            config = {**config, "training": args, "step": step, "cpu_seconds": cpu_seconds}
             state = (optimizer, lr_schedule, generator, cpu_seconds)
             result.checkpoint = _save(out, config, ema_unet, unet, state, step, keep)
         if monitor is not None and monitor_every > 0 and step % monitor_every == 0:
