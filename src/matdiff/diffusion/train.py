@@ -310,7 +310,7 @@ def train(
     UNet's channel count follows the data. ``monitor`` is called every ``monitor_every`` steps (0: never).
     ``init_from`` (a checkpoint, run or exported model folder) starts a new run from its raw and EMA
     weights, preset and UNet, with a fresh optimizer and LR schedule (a second training phase with other
-    arguments, e.g. other loss weights); its step and CPU seconds are recorded, and the CPU seconds carry over.
+    arguments, e.g. other loss weights); its step and CPU seconds are recorded; the CPU seconds carry over.
     All arguments are checked before any work (ValueError); a resume whose arguments, data or UNet overrides
     differ from the run's raises CheckpointError. A newest checkpoint that cannot be read (truncated) is
     skipped with a warning; the run's logs are cut back to the step resumed from. Returns a TrainResult.
