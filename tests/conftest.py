@@ -7,13 +7,23 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Run one test with torch.set_num_threads(1), restoring the previous count afterwards."""
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread_session():
+    """Build every fixture, module-scoped ones included, with torch.set_num_threads(1).
+
+    A module fixture built under the default thread count would train or solve in other floating-point
+    orders than the one-thread test that compares against it (a resumed run differed in the last bits)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(_single_thread_session):
+    """Run one test with one torch thread, restoring one thread after a test that changed it."""
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
