@@ -127,9 +127,10 @@ def read_reports(run: Path) -> tuple[list[dict], float | None]:
     log = run / "train_log.jsonl"
     per_sample = None
     if log.exists():
-        config = json.loads(
-            sorted((run / "checkpoints").glob("step_*"))[-1].joinpath("config.json").read_text()
-        )
+        kept = run / "config.json"  # a run's logs kept without checkpoints (docs/runs/)
+        if not kept.exists():
+            kept = sorted((run / "checkpoints").glob("step_*"))[-1] / "config.json"
+        config = json.loads(kept.read_text())
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         seconds = sorted(r["sec_per_step"] for r in rows)
         per_sample = seconds[len(seconds) // 2] / config["training"]["batch"]
@@ -208,7 +209,7 @@ def main() -> None:
         runs = [
             p
             for folder in args.table
-            for p in ([folder] if (folder / "checkpoints").exists() else sorted(folder.iterdir()))
+            for p in ([folder] if (folder / "monitor_log.jsonl").exists() else sorted(folder.iterdir()))
         ]
         runs = [r for r in runs if r.is_dir()]
         print_table(runs)
