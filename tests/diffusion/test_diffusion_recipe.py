@@ -106,6 +106,10 @@ def test_recipe_options_resume_exactly_and_monitor_logs_cpu_time(tmp_path):
     assert calls == [2, 4]
     log = [json.loads(line) for line in (tmp_path / "full" / "monitor_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4] and log[1]["cpu_seconds"] >= log[0]["cpu_seconds"] > 0
+    from matdiff.diffusion import load_model
+
+    reported = load_model(tmp_path / "full" / "reported" / "step_00000002")  # kept beyond `keep`
+    assert reported.config["step"] == 2 and reported.config["cpu_seconds"] == log[0]["cpu_seconds"]
     train(data, tmp_path / "split", steps=4, stop_after=2, **options)
     split = train(data, tmp_path / "split", steps=4, **options)
     assert split.losses == full.losses[2:]

@@ -65,7 +65,8 @@ def train(
 
     With --monitor-every, the run appends quality reports (two-phase-ness, contrast, distance to the
     catalogue, valid backprojections; see `matdiff quality`) with the training CPU time to
-    OUT/monitor_log.jsonl.
+    OUT/monitor_log.jsonl, and keeps the EMA weights of each reported step in OUT/reported/step_N
+    (12 MB each for matdiff-2d; `matdiff sample --model` and `export_model` read them).
     """
     from matdiff.diffusion import train as run
     from matdiff.diffusion.presets import width_overrides

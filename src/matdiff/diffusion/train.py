@@ -14,7 +14,9 @@ forward pass under bfloat16 autocast (weights, optimizer and loss stay float32) 
 AMX and CUDA devices that support it; "fp32" everywhere else. A ``monitor`` callback (e.g. the prior quality
 report of ``matdiff.evaluation``) is called on the EMA network every ``monitor_every`` steps; its result is
 appended to ``out/monitor_log.jsonl`` with the training CPU seconds so far (process time, summed across
-resumes, without the monitor's own time): the quality-against-CPU-time curve.
+resumes, without the monitor's own time): the quality-against-CPU-time curve. The EMA weights of every
+reported step stay in ``out/reported/step_N/`` (a model folder for ``load_model`` / ``export_model``; the
+checkpoints keep only the newest ``keep``), so the best report can be shipped.
 """
 
 from __future__ import annotations
@@ -445,7 +447,9 @@ def train(
             result.checkpoint = _save(out, config, ema_unet, unet, state, step, keep)
         if monitor is not None and monitor_every > 0 and step % monitor_every == 0:
             cpu_seconds, cpu_tick = cpu_seconds + time.process_time() - cpu_tick, time.process_time()
-            report = monitor(ema_unet, {**config, "training": args, "step": step}, step)
+            reported = {**config, "training": args, "step": step, "cpu_seconds": cpu_seconds}
+            report = monitor(ema_unet, reported, step)
+            save_checkpoint(out / "reported" / f"step_{step:08d}", reported, ema_unet)
             _append_jsonl(out / "monitor_log.jsonl", {"step": step, "cpu_seconds": cpu_seconds, **report})
             cpu_tick = time.process_time()
         if out_of_time:
