@@ -69,6 +69,14 @@ def test_nearest_of_catalogue_rows_is_identity(cat: Catalogue) -> None:
     assert found.shape == (3, 1) and torch.equal(found[:, 0], rows)
 
 
+def test_nearest_agrees_with_a_brute_force_distance_table(cat: Catalogue) -> None:
+    points = np.random.default_rng(0).uniform(-1.1, 1.1, size=(2000, 3))
+    table = cat.normalize(cat.props)
+    dist = ((points[:, None, :] - table[None]) ** 2).sum(-1)
+    found = cat.nearest(points)
+    assert np.allclose(dist[np.arange(len(points)), found], dist.min(axis=1), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("props", "chunk"),
     [
