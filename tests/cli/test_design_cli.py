@@ -21,8 +21,23 @@ def test_design_writes_table_json_csv_and_png(tmp_path):
     payload = json.loads((out / "design.json").read_text())
     assert payload["target_bulk_GPa"] == 80 and len(payload["proposals"]) == 2
     assert payload["guidance"]["steps"] == 3 and payload["seed"] == 0
+    assert payload["refine"]["enabled"] is True and "before_value" in payload["proposals"][0]
     assert (out / "proposals.csv").read_text().count("\n") == 3
     assert (out / "designs.png").stat().st_size > 0
+
+
+def test_design_no_refine_records_the_switch_and_keeps_the_proposals(tmp_path):
+    from matdiff.cli.design import neighbours_option
+    from matdiff.evaluation.refine import Refinement
+
+    assert neighbours_option().default == Refinement().neighbours
+    out = tmp_path / "design"
+    args = ["design", "--target-bulk", "80", "--n", "2", "--out", str(out), "--no-refine", *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "design.json").read_text())
+    assert payload["refine"] == {"enabled": False}
+    assert not any(key.startswith("before_") for key in payload["proposals"][0])
 
 
 @pytest.mark.parametrize("target", ["0", "-3", "nan"])
@@ -55,6 +70,8 @@ def test_evaluate_and_quality_write_tables(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (out / "table.csv").read_text().startswith("target_GPa,n,valid,frac@1%")
+    assert "frac@1%_before" in (out / "table.csv").read_text()
+    assert json.loads((out / "evaluate.json").read_text())["refine"]["enabled"] is True
     assert (out / "frac_cov.png").exists() and (out / "target_1.json").exists()
     again = runner.invoke(app, args)  # finished targets are reused, not recomputed
     assert again.exit_code == 0 and "reusing" in again.output

@@ -1,5 +1,5 @@
-"""Evaluation: design campaigns for any design method, re-evaluation on fresh microstructures, seed A's
-metrics, target selection, prior quality and report files (SPEC 6)."""
+"""Evaluation: design campaigns for any design method, re-evaluation on fresh microstructures, refinement
+after backprojection, seed A's metrics, target selection, prior quality and report files (SPEC 6)."""
 
 from matdiff.evaluation.campaign import (
     CampaignResult,
@@ -18,12 +18,14 @@ from matdiff.evaluation.reevaluate import (
     reevaluate,
     select_targets,
 )
+from matdiff.evaluation.refine import Refinement, refine_designs
 
 __all__ = [
     "CampaignResult",
     "Evaluator",
     "Executor",
     "LocalExecutor",
+    "Refinement",
     "ResumeMismatch",
     "WorkUnit",
     "chunk_coverage",
@@ -34,6 +36,7 @@ __all__ = [
     "quantity_of_fields",
     "quantity_of_properties",
     "reevaluate",
+    "refine_designs",
     "relative_error",
     "run_campaign",
     "select_targets",

@@ -9,6 +9,15 @@ depend on which units ran before or where). Each unit's designs are evaluated:
   microstructures (stochastic particle count, SPEC 6);
 - image designs (``ImageDesign``): the FEM quantity of the design itself.
 
+With ``refine`` (``evaluation.refine.Refinement``), a refinement stage follows for scalar bulk-modulus
+targets: every valid particle design is moved toward the target within its catalogue neighbourhood on common
+random microstructures of the refinement's own seed stream, and every changed design is re-evaluated on fresh
+microstructures of yet another stream (``AFTER_STREAM``), so its reported value comes from microstructures the
+refinement did not see. The row then describes the final design and keeps the original's columns and values
+under ``before_*`` (identical to a campaign without refinement); the table gains ``*_before`` metrics. The
+stage is stored per unit beside it (``units/<unit>.refined.json``), so switching it on for a finished folder
+costs only the refinement.
+
 Rows (one per design) carry the design, both values, the relative error to the target and the method's own
 columns. With an output folder every finished unit is written at once (``units/``), and a re-run with the
 same folder reuses the units found there; a finished target is also written whole (``target_K.json``). The
@@ -35,6 +44,7 @@ from matdiff.evaluation.reevaluate import (
     reevaluate,
     unsolved_reason,
 )
+from matdiff.evaluation.refine import Refinement, refine_designs
 from matdiff.evaluation.report import plain_json, write_json
 from matdiff.guidance import TargetObjective
 from matdiff.materials import Catalogue, Properties
@@ -43,6 +53,24 @@ from matdiff.microstructure import ParticleDesign
 
 SEED_STRIDE = 1000
 """Unit seed = seed + SEED_STRIDE * target index + chunk index."""
+AFTER_STREAM = 1
+"""Second seed word of the re-evaluation of refined designs, ``default_rng((unit seed, AFTER_STREAM))``:
+neither the first re-evaluation's stream (unit seed) nor the refinement's (``refine.REFINE_STREAM``)."""
+BEFORE_KEYS = (
+    "valid",
+    "reason",
+    "matrix",
+    "particle",
+    "matrix_row",
+    "particle_row",
+    "radius",
+    "volume_fraction",
+    "density",
+    "value",
+    "value_std",
+    "relative_error",
+)
+"""Row columns of the original design kept as ``before_<key>`` when a refinement changes the row."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +122,10 @@ class Evaluator:
         return quantity_of_fields(fields, self.catalogue, quantity, self.device)
 
     def designs(
-        self, designs: Sequence, quantity: str, seed: int
+        self, designs: Sequence, quantity: str, seed: int | tuple[int, ...]
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Mean, std (n, *shape) and failure reasons ("" if none) of every design's quantity."""
+        """Mean, std (n, *shape) and failure reasons ("" if none) of every design's quantity; particle designs
+        on microstructures of ``np.random.default_rng(seed)``."""
         if designs and all(isinstance(d, ImageDesign) for d in designs):
             values = quantity_of_properties(_stacked(designs), quantity, self.device)
             return values, np.zeros_like(values), [unsolved_reason(v[None]) for v in values]
@@ -166,6 +195,122 @@ def evaluate_unit(
     return {"rows": rows, "trace": proposals.trace, "seconds": seconds, "arrays": arrays}
 
 
+def design_of(row: dict[str, Any]) -> ParticleDesign | None:
+    """The particle design of a valid row (``design_columns``); None for invalid rows and image designs."""
+    if not row.get("valid") or row.get("matrix_row", -1) < 0:
+        return None
+    return ParticleDesign(
+        int(row["matrix_row"]), int(row["particle_row"]), float(row["radius"]), float(row["volume_fraction"])
+    )
+
+
+def refinable(objective: TargetObjective, rows: list[dict[str, Any]]) -> bool:
+    """Whether the refinement stage applies: a scalar bulk-modulus target and particle-design rows."""
+    scalar = objective.quantity == "bulk_modulus" and np.ndim(objective.target) == 0
+    return scalar and all("matrix_row" in r for r in rows)
+
+
+def refine_unit(
+    objective: TargetObjective,
+    unit: WorkUnit,
+    rows: list[dict[str, Any]],
+    evaluator: Evaluator,
+    refinement: Refinement,
+) -> dict[str, Any]:
+    """The refinement stage of one unit's rows: {"rows": per row the refinement columns and, for a changed
+    design, its design columns and fresh re-evaluation (stream (unit seed, AFTER_STREAM)), "seconds",
+    "solves"} (JSON-able)."""
+    start = time.perf_counter()
+    result = refine_designs(
+        [design_of(r) for r in rows],
+        float(objective.target),
+        refinement,
+        evaluator.catalogue,
+        evaluator.dim,
+        evaluator.size,
+        unit.seed,
+        objective.density_weight,
+        evaluator.device,
+    )
+    seconds = {"refinement": time.perf_counter() - start}
+    changed = [i for i, r in enumerate(result.designs) if r.changed]
+    start = time.perf_counter()
+    if changed:
+        designs = [result.designs[i].design for i in changed]
+        value, std, failures = evaluator.designs(designs, objective.quantity, (unit.seed, AFTER_STREAM))
+        errors = objective.relative_error(value)
+    seconds["reevaluation_refined"] = time.perf_counter() - start
+    stage_rows = []
+    for i, refined in enumerate(result.designs):
+        extra: dict[str, Any] = {}
+        if refined.changed:
+            j = changed.index(i)
+            extra |= design_columns(refined.design, failures[j], evaluator.catalogue)
+            extra |= {
+                "value": value[j].tolist(),
+                "value_std": std[j].tolist(),
+                "relative_error": float(errors[j]),
+            }
+        extra |= {
+            "refined": refined.changed,
+            "refine_note": refined.note,
+            "refine_K_before": refined.K_before,
+            "refine_K_after": refined.K_after,
+            "refine_candidates": refined.candidates,
+        }
+        stage_rows.append(extra)
+    return {"rows": stage_rows, "seconds": seconds, "solves": result.solves}
+
+
+def with_refinement(rows: list[dict[str, Any]], stage_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the final designs: each row updated by its refinement columns, the original's ``BEFORE_KEYS``
+    kept as ``before_<key>``."""
+    return [
+        {**row, **extra, **{f"before_{key}": row[key] for key in BEFORE_KEYS}}
+        for row, extra in zip(rows, stage_rows, strict=True)
+    ]
+
+
+def refined_path(out: Path, unit: WorkUnit) -> Path:
+    """The JSON file of a unit's refinement stage."""
+    return out / "units" / f"{unit.key}.refined.json"
+
+
+def _stage_request(unit: WorkUnit, rows: list[dict[str, Any]], refinement: Refinement) -> dict[str, Any]:
+    """What a unit's refinement stage depends on: unit, refinement settings and the designs it refined."""
+    designs = [
+        [r["valid"], r["matrix_row"], r["particle_row"], r["radius"], r["volume_fraction"]] for r in rows
+    ]
+    payload = {"unit": unit.__dict__, "refinement": refinement.settings(), "designs": designs}
+    return json.loads(json.dumps(plain_json(payload)))
+
+
+def refine_stage(
+    objective: TargetObjective,
+    unit: WorkUnit,
+    result: dict[str, Any],
+    evaluator: Evaluator,
+    refinement: Refinement,
+    out: Path | None,
+) -> dict[str, Any]:
+    """A unit's result with its refinement stage merged in (rows, seconds); the stage is read from ``out``
+    when stored for the same unit, settings and designs, else computed (and written)."""
+    rows = result["rows"]
+    if not refinable(objective, rows):
+        return result
+    asked = _stage_request(unit, rows, refinement)
+    stage = None
+    if out is not None and refined_path(out, unit).exists():
+        stored = json.loads(refined_path(out, unit).read_text())
+        stage = stored if stored.get("request") == asked else None
+    if stage is None:
+        stage = refine_unit(objective, unit, rows, evaluator, refinement)
+        if out is not None:
+            write_json(refined_path(out, unit), {**stage, "request": asked})
+    seconds = dict(result["seconds"], **stage["seconds"])
+    return {**result, "rows": with_refinement(rows, stage["rows"]), "seconds": seconds}
+
+
 @dataclass
 class CampaignResult:
     """A finished campaign: per target its objective, rows (one per design), fields (n, C, *spatial) or None,
@@ -199,10 +344,26 @@ def target_metrics(objective: TargetObjective, rows: list[dict[str, Any]], catal
         densities = np.array([np.nan if r["density"] is None else r["density"] for r in rows], dtype=float)
         finite = np.isfinite(densities).any()
         metrics["mean_density"] = float(np.nanmean(densities)) if finite else float("nan")
+        metrics["pairs"] = len({(r["matrix_row"], r["particle_row"]) for r in rows if r["valid"]})
+        generated = np.array([_number(r.get("value_generated")) for r in rows], dtype=float)
+        if np.isfinite(generated).any():
+            errors = objective.relative_error(generated)
+            metrics |= {f"frac@{m:.0%}_generated": frac_within(errors, m) for m in (0.01, 0.05)}
+        if "before_value" in rows[0]:
+            metrics["refined"] = sum(bool(r["refined"]) for r in rows)
+            before = [{key: r[f"before_{key}"] for key in BEFORE_KEYS} for r in rows]
+            for key, number in target_metrics(objective, before, catalogue).items():
+                if key not in ("target_GPa", "n"):
+                    metrics[f"{key}_before"] = number
     else:
         errors = np.array([_valid_number(r, "relative_error") for r in rows], dtype=float)
         metrics |= {f"frac@{m:.0%}": frac_within(errors, m) for m in (0.01, 0.05)}
     return metrics
+
+
+def _number(value: Any) -> float:
+    """A stored scalar as float; None (JSON null) and lists as NaN."""
+    return float(value) if isinstance(value, int | float) else float("nan")
 
 
 def _valid_number(row: dict[str, Any], key: str) -> float:
@@ -222,11 +383,13 @@ def run_campaign(
     out: Path | None = None,
     executor: Executor | None = None,
     log=None,
+    refine: Refinement | None = None,
 ) -> CampaignResult:
     """n designs per objective from ``method``, evaluated by ``evaluator``; see the module docstring.
 
     ``out``: folder for unit results (resume) and per-target results; None keeps everything in memory.
-    ``log(message)`` is told about reused units and finished targets.
+    ``log(message)`` is told about reused units and finished targets. ``refine``: the refinement stage's
+    settings, None for none.
     """
     objectives = list(objectives)
     units = plan_units(len(objectives), n, batch or n, seed)
@@ -248,7 +411,12 @@ def run_campaign(
         results[unit.key] = result
         if out is not None:
             write_unit(out, unit, result, request(method, objectives[unit.target], evaluator))
-    return assemble(objectives, units, results, evaluator.catalogue, out, reused, method, evaluator)
+    if refine is not None:
+        refine.check(evaluator.catalogue)
+        for unit in units:
+            objective = objectives[unit.target]
+            results[unit.key] = refine_stage(objective, unit, results[unit.key], evaluator, refine, out)
+    return assemble(objectives, units, results, evaluator.catalogue, out, reused, method, evaluator, refine)
 
 
 def assemble(
@@ -260,6 +428,7 @@ def assemble(
     reused: list[str],
     method: DesignMethod,
     evaluator: Evaluator,
+    refine: Refinement | None = None,
 ) -> CampaignResult:
     """Join the unit results per target (rows re-indexed 0..n-1), compute the metrics table, and write
     ``target_K.json`` per target when ``out`` is given."""
@@ -289,12 +458,18 @@ def assemble(
                 "objective": {"quantity": objective.quantity, "density_weight": objective.density_weight},
                 "method": method.settings(),
                 "evaluation": evaluator.settings(),
+                "refinement": refinement_settings(refine),
                 "metrics": campaign.table[-1],
                 "seconds": seconds,
                 "proposals": rows,
             }
             write_json(out / f"target_{k}.json", payload)
     return campaign
+
+
+def refinement_settings(refine: Refinement | None) -> dict[str, Any]:
+    """What a campaign record says of its refinement stage: {"enabled": False} or enabled and its settings."""
+    return {"enabled": False} if refine is None else {"enabled": True, **refine.settings()}
 
 
 class ResumeMismatch(ValueError):

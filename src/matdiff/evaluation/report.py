@@ -82,20 +82,26 @@ def _number(value: Any, fmt: str) -> str:
 
 def proposals_table(rows: Sequence[dict[str, Any]], title: str):
     """A rich Table of design rows, valid ones first by relative error: materials, radius, volume fraction,
-    the quantity of the generated sample and re-evaluated (norms for tensors), relative error."""
+    the quantity of the generated sample and re-evaluated (norms for tensors), relative error; with a
+    refinement stage also the unrefined design's re-evaluated value and error ("unrefined"), and "*" marks a
+    refined design."""
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("#", "matrix", "particle", "radius", "vf", "generated", "re-evaluated", "rel. err"):
+    refined = bool(rows) and "before_value" in rows[0]
+    table = Table(title=title + (" (* refined)" if refined else ""))
+    columns = ["#", "matrix", "particle", "radius", "vf", "generated", "re-evaluated", "rel. err"]
+    for col in columns + (["unrefined"] if refined else []):
         table.add_column(col, justify="left" if col in ("matrix", "particle") else "right")
     order = sorted(rows, key=lambda r: (not r["valid"], _sort_key(r["relative_error"])))
     for r in order:
         generated = _number(r["value_generated"], ".2f")
+        index = f"{r['index']}*" if r.get("refined") else str(r["index"])
+        before = [_before(r)] if refined else []
         if not r["valid"]:
-            table.add_row(str(r["index"]), f"[red]invalid: {r['reason']}", "", "", "", generated, "", "")
+            table.add_row(index, f"[red]invalid: {r['reason']}", "", "", "", generated, "", "", *before)
             continue
         table.add_row(
-            str(r["index"]),
+            index,
             r.get("matrix", ""),
             r.get("particle", ""),
             _number(r.get("radius"), ".3f"),
@@ -103,8 +109,16 @@ def proposals_table(rows: Sequence[dict[str, Any]], title: str):
             generated,
             _number(r["value"], ".2f"),
             _number(r["relative_error"], ".2%"),
+            *before,
         )
     return table
+
+
+def _before(row: dict[str, Any]) -> str:
+    """The unrefined design's re-evaluated value and relative error, e.g. "103.07 (14.11%)"."""
+    if not row["before_valid"]:
+        return "invalid"
+    return f"{_number(row['before_value'], '.2f')} ({_number(row['before_relative_error'], '.2%')})"
 
 
 def _sort_key(error: Any) -> float:
@@ -153,11 +167,14 @@ def write_campaign_report(out: Path, campaign, settings: dict[str, Any]) -> None
 
 
 def metrics_table(rows: Sequence[dict[str, Any]], title: str):
-    """A rich Table of per-target metrics: target, n, valid, frac and cov at 1% and 5%, mean density."""
+    """A rich Table of per-target metrics: target, n, valid, frac and cov at 1% and 5%, distinct material
+    pairs, mean density; with a refinement stage each also before it (``*_before``) and the refined count."""
     from rich.table import Table
 
-    columns = ("target_GPa", "n", "valid", "frac@1%", "cov@1%", "frac@5%", "cov@5%", "mean_density")
-    shown = [c for c in columns if c in rows[0]]
+    columns = ["target_GPa", "n", "valid"]
+    for key in ("frac@1%", "cov@1%", "frac@5%", "cov@5%", "pairs", "mean_density"):
+        columns += [key, f"{key}_before"]
+    shown = [c for c in [*columns, "refined"] if c in rows[0]]
     table = Table(title=title)
     for col in shown:
         table.add_column(col, justify="right")
