@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from matdiff.evaluation.executors import Executor, LocalExecutor
 from matdiff.evaluation.metrics import frac_within, margin_table
@@ -413,7 +414,7 @@ def run_campaign(
             write_unit(out, unit, result, request(method, objectives[unit.target], evaluator))
     if refine is not None:
         refine.check(evaluator.catalogue)
-        for unit in units:
+        for unit in tqdm(units, desc="refinement", unit="unit"):
             objective = objectives[unit.target]
             results[unit.key] = refine_stage(objective, unit, results[unit.key], evaluator, refine, out)
     return assemble(objectives, units, results, evaluator.catalogue, out, reused, method, evaluator, refine)
