@@ -1,4 +1,5 @@
-"""Print markdown tables of `matdiff evaluate` runs side by side with seed A's 2D numbers.
+"""Print markdown tables of `matdiff evaluate` runs side by side with seed A's 2D numbers; for refined runs
+also the stages of seed A's table 5 (generated, backprojected, refined), cov and material pairs before/after.
 
 .venv/bin/python benchmarks/results_table.py runs/results/tfg runs/results/unguided ...
 """
@@ -36,6 +37,24 @@ def main(runs: list[str]) -> None:
             vals = [f"{float(r[c]):.3f}" if c != "valid" else f"{r['valid']}/{r['n']}" for c in cols]
             vals += [f"{ref[i]:.3f}" for ref in SEED_A.values()] if seed_a else []
             print(f"| {float(r['target_GPa']):.2f} | " + " | ".join(vals) + " |")
+        if rows and "frac@1%_before" in rows[0]:
+            print_stages(rows)
+
+
+def print_stages(rows: list[dict[str, str]]) -> None:
+    """Where designs are won and lost (seed A's table 5 stages): frac of the generated sample, of the
+    backprojected catalogue design (re-evaluated), and of the refined design (re-evaluated on fresh
+    microstructures); cov@1% and distinct material pairs before and after refinement."""
+    stages = ("_generated", "_before", "")
+    head = [f"frac@{m} {name}" for m in ("1%", "5%") for name in ("generated", "backprojected", "refined")]
+    head += ["cov@1% before / after", "pairs before / after", "refined"]
+    print("\n| target K* (GPa) | " + " | ".join(head) + " |")
+    print("|---" * (len(head) + 1) + "|")
+    for r in rows:
+        vals = [f"{float(r[f'frac@{m}{s}']):.3f}" for m in ("1%", "5%") for s in stages]
+        vals += [f"{float(r['cov@1%_before']):.3f} / {float(r['cov@1%']):.3f}"]
+        vals += [f"{r['pairs_before']} / {r['pairs']}", f"{r['refined']}/{r['valid']}"]
+        print(f"| {float(r['target_GPa']):.2f} | " + " | ".join(vals) + " |")
 
 
 if __name__ == "__main__":
