@@ -26,7 +26,7 @@ def _mean_abs_error(model, objective, target, method):
     return float(np.mean(np.abs(K - target))), out
 
 
-@pytest.mark.parametrize("method", ["tfg", "dps"])
+@pytest.mark.parametrize("method", ["tfg", "dps", "dps-paper"])
 def test_guidance_moves_bulk_modulus_toward_target(tiny_model, method):
     target = 250.0
     objective = target_bulk_modulus(target)
@@ -138,3 +138,34 @@ def test_a_rule_steers_the_one_ddim_loop(tiny_model):
     shifted = ddim_loop(tiny_model, x, steps, 0.0, Shift())
     assert float((shifted - plain).mean()) > 0
     torch.testing.assert_close(plain, tiny_model.sample(2, 5, generator=torch.Generator().manual_seed(0)))
+
+
+def test_paper_dps_scales_the_x0_gradient_per_channel_before_the_network(tiny_model):
+    """dps-paper's shift is J^T (s * g0): g0 the x0-gradient of |K - K*|, s = (0.5, 0.02, 1) per channel,
+    J the network's Jacobian dx0/dx_t, computed here with torch.func.vjp apart from the rule."""
+    import functools
+
+    from matdiff.diffusion.sampling import ddim_steps
+    from matdiff.guidance import make_rule
+    from matdiff.guidance.objectives import Quantities
+    from matdiff.materials import catalogue_properties
+
+    cat = load_catalogue()
+    objective = target_bulk_modulus(150.0)
+    step = ddim_steps(tiny_model.scheduler(), 10)[3]
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    shifts = {}
+    for method in ("dps", "dps-paper"):
+        rule = make_rule(objective, cat, GuidanceConfig(method=method))
+        shifts[method] = rule.predict(tiny_model, x, step)[2]
+    x0, pullback = torch.func.vjp(lambda v: tiny_model.predict(v, step.t, clip=True)[0], x)
+    leaf = x0.detach().requires_grad_(True)
+    properties = functools.partial(catalogue_properties, catalogue=cat)
+    residual = objective(Quantities(properties(leaf), leaf)).sqrt().sum()
+    (g0,) = torch.autograd.grad(residual, leaf)
+    scale = torch.tensor([0.5, 0.02, 1.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(shifts["dps"], pullback(g0)[0], rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(shifts["dps-paper"], pullback(scale * g0)[0], rtol=1e-3, atol=1e-6)
+    assert not torch.allclose(shifts["dps"], shifts["dps-paper"])
+    with pytest.raises(ValueError, match="dps-paper"):
+        GuidanceConfig(method="dps-papers")

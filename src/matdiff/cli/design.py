@@ -9,6 +9,12 @@ import typer
 
 from matdiff.cli.common import check_steps, console, device_option, finite, one_line, writable_folder
 
+GUIDANCE_HELP = (
+    "Guidance: tfg (seed A's code: training-free guidance, gradients clipped at L2 norm 2.5), "
+    "dps (Chung et al.: zeta times the gradient of the residual norm, unclipped), dps-paper (seed A's paper: "
+    "DPS with zeta 1 and the FEM gradients scaled 0.5 for E and 0.02 for nu) or none (unguided ablation)."
+)
+
 
 def register(app: typer.Typer) -> None:
     """Add the `design` and `evaluate` commands to the app."""
@@ -92,7 +98,7 @@ def design(
     density_weight: float = typer.Option(
         0.0, min=0.0, callback=finite, help="Weight of seed A's mean-density term (per g/cm^3)."
     ),
-    method: str = typer.Option("tfg", help="Guidance: tfg (seed A code), dps (seed A paper) or none."),
+    method: str = typer.Option("tfg", help=GUIDANCE_HELP),
     steps: int = typer.Option(100, min=1, help="DDIM steps."),
     eta: float = typer.Option(1.0, min=0.0, max=1.0, help="DDIM eta (1 = strided DDPM as in seed A)."),
     strength: float = typer.Option(
@@ -182,7 +188,7 @@ def evaluate(
     density_weight: float = typer.Option(
         0.0, min=0.0, callback=finite, help="Weight of the mean-density term."
     ),
-    method: str = typer.Option("tfg", help="Guidance: tfg, dps or none (unguided ablation)."),
+    method: str = typer.Option("tfg", help=GUIDANCE_HELP),
     steps: int = typer.Option(100, min=1),
     eta: float = typer.Option(1.0, min=0.0, max=1.0),
     strength: float = typer.Option(1.0, min=0.0, callback=finite),

@@ -17,15 +17,19 @@ import torch
 from matdiff.diffusion import DiffusionModel
 from matdiff.diffusion.sampling import ddim_loop, ddim_steps
 from matdiff.guidance.objectives import Objective
-from matdiff.guidance.rules import DPS, TFG, GuidanceRecord, SnapToCatalogue, Unguided
+from matdiff.guidance.rules import DPS, SEED_A_DPS_SCALE, TFG, GuidanceRecord, SnapToCatalogue, Unguided
 from matdiff.materials import Catalogue, catalogue_properties
+
+GUIDANCE_METHODS = ("tfg", "dps", "dps-paper", "none")
 
 
 @dataclass(frozen=True)
 class GuidanceConfig:
     """Settings of one guided sampling run; saved with every result."""
 
-    method: Literal["tfg", "dps", "none"] = "tfg"
+    method: Literal["tfg", "dps", "dps-paper", "none"] = "tfg"
+    """tfg: seed A's code (TFG, clipped gradients); dps: Chung et al.'s gradient of the residual norm;
+    dps-paper: seed A's paper (DPS with the FEM gradients scaled 0.5 for E and 0.02 for nu, unclipped)."""
     strength: float = 1.0
     """TFG's rho or DPS's zeta (both 1 in seed A)."""
     grad_max_norm: float = 2.5
@@ -38,8 +42,9 @@ class GuidanceConfig:
     "project" variant)."""
 
     def __post_init__(self) -> None:
-        if self.method not in ("tfg", "dps", "none"):
-            raise ValueError(f"unknown guidance method {self.method!r}; use 'tfg', 'dps' or 'none'")
+        if self.method not in GUIDANCE_METHODS:
+            known = ", ".join(GUIDANCE_METHODS)
+            raise ValueError(f"unknown guidance method {self.method!r}; use one of {known}")
         finite = all(math.isfinite(v) for v in (self.strength, self.grad_max_norm, self.eta))
         if not finite or self.strength < 0 or self.grad_max_norm < 0 or not 0 <= self.eta <= 1:
             raise ValueError(
@@ -77,7 +82,8 @@ class GuidedSamples:
 
 
 def make_rule(objective: Objective | None, catalogue: Catalogue, config: GuidanceConfig):
-    """The guidance rule of ``config`` for ``objective``: TFG, DPS (optionally snapping to the catalogue), or
+    """The guidance rule of ``config`` for ``objective``: TFG, DPS or seed A's paper DPS (each optionally
+    snapping to the catalogue), or
     ``Unguided`` when there is no objective or the method is "none"."""
     if objective is None or config.method == "none":
         return Unguided()
@@ -85,7 +91,8 @@ def make_rule(objective: Objective | None, catalogue: Catalogue, config: Guidanc
     if config.method == "tfg":
         rule = TFG(objective, properties, strength=config.strength, grad_max_norm=config.grad_max_norm)
     else:
-        rule = DPS(objective, properties, strength=config.strength)
+        scale = SEED_A_DPS_SCALE if config.method == "dps-paper" else None
+        rule = DPS(objective, properties, strength=config.strength, channel_scale=scale)
     return SnapToCatalogue(rule, catalogue, config.snap_every) if config.snap_every else rule
 
 
