@@ -77,3 +77,22 @@ def test_a_design_whose_fem_solve_fails_gets_nan_and_a_reason_the_others_their_v
     mean, _, reasons = reevaluate(designs, 2, 8, np.random.default_rng(0), 2, cat)
     assert mean[0] == reference[0] and reasons[0] == ""
     assert np.isnan(mean[1]) and reasons[1] == "FEM solve did not converge for 1 of 2 fields"
+
+
+def test_free_materials_are_evaluated_on_the_same_microstructures_as_the_catalogue_design():
+    """Seed A's "free" stage: the fitted (matrix, particle) values replace the catalogue rows on the same
+    placements; given the catalogue rows' own values they reproduce the catalogue evaluation exactly, and a
+    homogeneous free material gives the closed form E / (3 (1 - 2 nu))."""
+    from matdiff.evaluation import reevaluate
+    from matdiff.microstructure import ParticleDesign
+
+    cat = load_catalogue()
+    design = ParticleDesign(matrix=5, particle=9, radius=0.1, volume_fraction=0.25)
+    own = cat.normalize(cat.props[[5, 9]])
+    catalogue_K = reevaluate([design], 2, 16, np.random.default_rng(1), 3, cat)
+    same_K = reevaluate([design], 2, 16, np.random.default_rng(1), 3, cat, materials=[own])
+    np.testing.assert_allclose(same_K[0], catalogue_K[0], rtol=1e-6)
+    np.testing.assert_allclose(same_K[1], catalogue_K[1], rtol=1e-5, atol=1e-6)
+    one = cat.normalize(cat.props[[5, 5]])
+    homogeneous = reevaluate([design], 2, 16, np.random.default_rng(1), 3, cat, materials=[one])[0]
+    assert homogeneous[0] == pytest.approx(cat.E[5] / (3 * (1 - 2 * cat.nu[5])), rel=1e-5)

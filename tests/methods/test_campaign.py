@@ -140,3 +140,13 @@ def test_a_sample_left_out_of_guidance_is_marked_failed_in_json_csv_and_table(
     console = Console(width=400, record=True)
     console.print(proposals_table(rows, "t"))
     assert "invalid: left out of guidance" in console.export_text()
+
+
+def test_guided_rows_carry_the_free_stage_of_the_fitted_materials(tiny_method):
+    evaluator = Evaluator(load_catalogue(), dim=2, size=8, realizations=2)
+    result = run_campaign(tiny_method, [target_bulk_modulus(100.0)], 3, evaluator)
+    rows = result.rows[0]
+    assert all("value_free" in r for r in rows)
+    valid = [r for r in rows if r["valid"]]
+    assert valid and all(np.isfinite(r["value_free"]) for r in valid)
+    assert {"frac@1%_free", "frac@5%_free"} <= set(result.table[0])

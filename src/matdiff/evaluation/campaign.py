@@ -19,9 +19,12 @@ stage is stored per unit beside it (``units/<unit>.refined.json``), so switching
 costs only the refinement.
 
 Rows (one per design) carry the design, both values, the relative error to the target and the method's own
-columns. With an output folder every finished unit is written at once (``units/``), and a re-run with the
-same folder reuses the units found there; a finished target is also written whole (``target_K.json``). The
-executor (``evaluation.executors``) decides where units run.
+columns; when a method returns the fitted materials (``arrays["fitted_materials"]``, (n, 2, 3) normalized),
+also ``value_free``: the design's radius and volume fraction with those materials instead of the catalogue's,
+on the same microstructures (seed A's table 5 "free" stage). With an output folder every finished unit is
+written at once (``units/``), and a re-run with the same folder reuses the units found there; a finished
+target is also written whole (``target_K.json``). The executor (``evaluation.executors``) decides where units
+run.
 """
 
 from __future__ import annotations
@@ -123,10 +126,15 @@ class Evaluator:
         return quantity_of_fields(fields, self.catalogue, quantity, self.device)
 
     def designs(
-        self, designs: Sequence, quantity: str, seed: int | tuple[int, ...]
+        self,
+        designs: Sequence,
+        quantity: str,
+        seed: int | tuple[int, ...],
+        materials: Sequence[np.ndarray | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Mean, std (n, *shape) and failure reasons ("" if none) of every design's quantity; particle designs
-        on microstructures of ``np.random.default_rng(seed)``."""
+        on microstructures of ``np.random.default_rng(seed)``, with ``materials`` ((2, 3) normalized values
+        per design) instead of their catalogue rows where given."""
         if designs and all(isinstance(d, ImageDesign) for d in designs):
             values = quantity_of_properties(_stacked(designs), quantity, self.device)
             return values, np.zeros_like(values), [unsolved_reason(v[None]) for v in values]
@@ -134,7 +142,15 @@ class Evaluator:
             raise TypeError("a unit's designs must all be ParticleDesign (or None) or all ImageDesign")
         rng = np.random.default_rng(seed)
         return reevaluate(
-            designs, self.dim, self.size, rng, self.realizations, self.catalogue, self.device, quantity
+            designs,
+            self.dim,
+            self.size,
+            rng,
+            self.realizations,
+            self.catalogue,
+            self.device,
+            quantity,
+            materials,
         )
 
 
@@ -174,6 +190,9 @@ def evaluate_unit(
     start = time.perf_counter()
     generated = evaluator.generated(proposals, objective.quantity)
     value, std, failures = evaluator.designs(proposals.designs, objective.quantity, unit.seed)
+    fitted = proposals.arrays.get("fitted_materials")
+    if fitted is not None:  # seed A's "free" stage: the fitted materials on the same microstructures
+        free = evaluator.designs(proposals.designs, objective.quantity, unit.seed, list(fitted))[0]
     seconds = dict(proposals.seconds, reevaluation=time.perf_counter() - start)
     errors = objective.relative_error(value)
     rows = []
@@ -184,6 +203,7 @@ def evaluate_unit(
                 "index": i,
                 **design_columns(design, reason, evaluator.catalogue),
                 "value_generated": generated[i].tolist(),
+                **({"value_free": free[i].tolist()} if fitted is not None else {}),
                 "value": value[i].tolist(),
                 "value_std": std[i].tolist(),
                 "relative_error": float(errors[i]),
@@ -346,10 +366,11 @@ def target_metrics(objective: TargetObjective, rows: list[dict[str, Any]], catal
         finite = np.isfinite(densities).any()
         metrics["mean_density"] = float(np.nanmean(densities)) if finite else float("nan")
         metrics["pairs"] = len({(r["matrix_row"], r["particle_row"]) for r in rows if r["valid"]})
-        generated = np.array([_number(r.get("value_generated")) for r in rows], dtype=float)
-        if np.isfinite(generated).any():
-            errors = objective.relative_error(generated)
-            metrics |= {f"frac@{m:.0%}_generated": frac_within(errors, m) for m in (0.01, 0.05)}
+        for stage in ("generated", "free"):
+            values = np.array([_number(r.get(f"value_{stage}")) for r in rows], dtype=float)
+            if np.isfinite(values).any():
+                errors = objective.relative_error(values)
+                metrics |= {f"frac@{m:.0%}_{stage}": frac_within(errors, m) for m in (0.01, 0.05)}
         if "before_value" in rows[0]:
             metrics["refined"] = sum(bool(r["refined"]) for r in rows)
             before = [{key: r[f"before_{key}"] for key in BEFORE_KEYS} for r in rows]

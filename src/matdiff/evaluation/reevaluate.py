@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from matdiff import fem
 from matdiff.materials import Catalogue, Properties, catalogue_properties, load_catalogue
-from matdiff.microstructure import ParticleDesign, realize_particles, sample_particles
+from matdiff.microstructure import ParticleDesign, particle_mask, realize_particles, sample_particles
 
 FEM_BATCH = 64
 """Fields per batched FEM call during re-evaluation."""
@@ -61,11 +61,25 @@ def unsolved_reason(values: np.ndarray) -> str:
 
 
 def realizations(
-    design: ParticleDesign, dim: int, size: int, count: int, rng: np.random.Generator, catalogue: Catalogue
+    design: ParticleDesign,
+    dim: int,
+    size: int,
+    count: int,
+    rng: np.random.Generator,
+    catalogue: Catalogue,
+    materials: np.ndarray | None = None,
 ) -> Iterator[np.ndarray]:
-    """``count`` fresh random fields (3, *spatial) of one design, particle count rounded stochastically."""
+    """``count`` fresh random fields (3, *spatial) of one design, particle count rounded stochastically.
+
+    ``materials`` (2, 3), normalized (matrix, particle) values, replace the design's catalogue materials on
+    the same microstructures (the same draws from ``rng``): seed A's "free" materials of the fit."""
     for _ in range(count):
-        yield realize_particles(dim, size, design, rng, catalogue, stochastic_count=True)[1]
+        realization, field = realize_particles(dim, size, design, rng, catalogue, stochastic_count=True)
+        if materials is not None:
+            mask = particle_mask(realization.centres, design.radius, size)
+            values = np.asarray(materials, dtype=np.float32).reshape(2, 3, *(1,) * dim)
+            field = np.where(mask, values[1], values[0])
+        yield field
 
 
 def reevaluate(
@@ -77,9 +91,11 @@ def reevaluate(
     catalogue: Catalogue | None = None,
     device: str | torch.device = "cpu",
     quantity: str = "bulk_modulus",
+    materials: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Mean and std (N, *shape) of the FEM ``quantity`` over M fresh microstructures per design, and why a
-    design could not be evaluated ("" where it could).
+    design could not be evaluated ("" where it could). ``materials``: per design (2, 3) normalized
+    (matrix, particle) values to use instead of its catalogue rows (``realizations``).
 
     A ``None`` design (failed backprojection), a design that cannot be realized (e.g. a volume fraction
     beyond random packing for its radius) and one whose FEM solve failed for a realization give NaN. Seed A's
@@ -92,7 +108,8 @@ def reevaluate(
         if design is None:
             continue
         try:
-            fields += list(realizations(design, dim, size, realizations_per_design, rng, catalogue))
+            own = None if materials is None else materials[i]
+            fields += list(realizations(design, dim, size, realizations_per_design, rng, catalogue, own))
         except ValueError as err:
             reasons[i] = f"not realizable: {err}"
             continue

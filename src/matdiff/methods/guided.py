@@ -54,6 +54,7 @@ class GuidedDiffusion:
                 "fitting_variance": [float(b.fit_variance) for b in fits],
                 "material_distance": [float(np.sum(b.material_distances)) for b in fits],
             },
+            arrays={"fitted_materials": np.stack([b.means for b in fits])},
             trace={"loss": samples.loss_trace, "quantities": samples.quantity_trace},
             seconds=seconds,
         )
