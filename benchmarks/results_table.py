@@ -57,6 +57,10 @@ def print_stages(rows: list[dict[str, str]]) -> None:
         vals += [f"{float(r['cov@1%_before']):.3f} / {float(r['cov@1%']):.3f}"]
         vals += [f"{r['pairs_before']} / {r['pairs']}", f"{r['refined']}/{r['valid']}"]
         print(f"| {float(r['target_GPa']):.2f} | " + " | ".join(vals) + " |")
+    if "mean_material_distance" in rows[0]:
+        pairs = [(float(r["mean_fitting_variance"]), float(r["mean_material_distance"])) for r in rows]
+        fits = ", ".join(f"{v:.4f} / {d:.3f}" for v, d in pairs)
+        print(f"\nmean material-fitting variance / nearest-material distance per target: {fits}")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,6 @@ def test_guided_rows_carry_the_free_stage_of_the_fitted_materials(tiny_method):
     valid = [r for r in rows if r["valid"]]
     assert valid and all(np.isfinite(r["value_free"]) for r in valid)
     assert {"frac@1%_free", "frac@5%_free"} <= set(result.table[0])
+    fits = np.mean([r["material_distance"] for r in rows])
+    assert result.table[0]["mean_material_distance"] == pytest.approx(fits)
+    assert result.table[0]["mean_fitting_variance"] >= 0

@@ -366,6 +366,10 @@ def target_metrics(objective: TargetObjective, rows: list[dict[str, Any]], catal
         finite = np.isfinite(densities).any()
         metrics["mean_density"] = float(np.nanmean(densities)) if finite else float("nan")
         metrics["pairs"] = len({(r["matrix_row"], r["particle_row"]) for r in rows if r["valid"]})
+        for key in ("fitting_variance", "material_distance"):  # seed A's table 6 measures of the fits
+            fits = np.array([_number(r.get(key)) for r in rows], dtype=float)
+            if np.isfinite(fits).any():
+                metrics[f"mean_{key}"] = float(np.nanmean(fits))
         for stage in ("generated", "free"):
             values = np.array([_number(r.get(f"value_{stage}")) for r in rows], dtype=float)
             if np.isfinite(values).any():
