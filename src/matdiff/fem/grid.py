@@ -74,6 +74,15 @@ def free_mask(el_shape: tuple[int, ...], periodic: bool, dtype: torch.dtype, dev
     return mask[None, None, None]
 
 
+def coarse_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The free-dof mask (1, 1, 1 or d, *nodes) of the grid coarsened 2x: the fine mask at the coarse nodes
+    (every second node per axis). Fixed sets made of whole boundary edges / faces and corner nodes stay
+    such sets, and (bi/tri)linear prolongation maps coarse fixed dofs only onto fine fixed ones or, with
+    their zero corrections, onto nothing."""
+    spatial = tuple(slice(None, None, 2) for _ in range(mask.ndim - 3))
+    return mask[(Ellipsis, *spatial)].contiguous()
+
+
 def affine_field(el_shape: tuple[int, ...], strain: torch.Tensor, h: tuple[float, ...]) -> torch.Tensor:
     """Nodal field u = strain @ X on the closed grid of voxels of sides h, shape (R, d, *nodes); strain
     (R, d, d) in axis order."""

@@ -62,15 +62,19 @@ class VoxelOperator:
         return scatter(self.element_forces(gather(u, self.periodic)), self.el_shape, self.periodic)
 
     def apply(self, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """K u, times the free-node mask (1, 1, 1, *nodes) if given."""
-        if mask is None:
+        """K u, times the free-dof mask if given: (1, 1, 1, *nodes) per node, or (1, 1, d, *nodes) per
+        component (mixed boundary conditions; the fused kernel masks per node, so these are masked here)."""
+        if mask is None or mask.shape[2] > 1:
             y = self._native(u, native.PRODUCT, None, None)
-            return self.product(u) if y is None else y
+            y = self.product(u) if y is None else y
+            return y if mask is None else mask * y
         y = self._native(u, native.MASKED, None, mask)
         return mask * self.product(u) if y is None else y
 
     def residual(self, r: torch.Tensor, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """r - K u, times the free-node mask if given."""
+        """r - K u, times the free-dof mask (per node or per component, ``apply``) if given."""
+        if mask is not None and mask.shape[2] > 1:
+            return mask * self.residual(r, u)
         y = self._native(u, native.RESIDUAL, r, mask)
         if y is not None:
             return y

@@ -8,7 +8,7 @@ import torch
 
 from .tuning import DEFAULT_MAXITER_JACOBI, DEFAULT_MAXITER_MULTIGRID, DEFAULT_RTOL
 
-SOLVERS = ("auto", "mg", "mg-operator", "jacobi", "direct")
+SOLVERS = ("auto", "mg", "mg-operator", "jacobi", "direct", "banded")
 FAILURES = ("raise", "nan", "retry")
 
 
@@ -24,11 +24,14 @@ class SolveOptions:
     solver: "auto" (on CPU direct for small cold 2D solves, ``solvers.choose_solver``; else mg if the grid
     coarsens, else direct on CPU / jacobi on CUDA), "mg" (multigrid PCG, bi/trilinear prolongation),
     "mg-operator" (multigrid PCG, operator-dependent prolongation), "jacobi" (Jacobi-PCG), "direct" (scipy
-    SuperLU, factorization reused by the adjoint). rtol: PCG relative residual tolerance in (0, 1) (None:
+    SuperLU, factorization reused by the adjoint), "banded" (LAPACK banded Cholesky of 2D Dirichlet grids,
+    SPD systems; SuperLU for a sample whose matrix is not positive definite; the Newton solves' "auto" on
+    CPU, ``newton.tangent_options``). rtol: PCG relative residual tolerance in (0, 1) (None:
     ``tuning.DEFAULT_RTOL``, 1e-6 float32 / 1e-10 float64). maxiter: PCG iteration limit (None: 500 multigrid,
     20000 Jacobi). batch_size: samples per solve (None: all on CUDA, near-equal chunks of at most
     ``tuning.CPU_CHUNK_ELEMENTS`` elements on CPU). on_failure: what a sample whose PCG misses rtol gets
-    from ``bulk_modulus`` / ``homogenized_stiffness``: "raise" (ConvergenceError for the whole call), "nan"
+    from ``bulk_modulus`` / ``homogenized_stiffness`` (and a sample whose Newton fails from the nonlinear
+    curves, where "retry" means "nan"): "raise" (ConvergenceError for the whole call), "nan"
     (NaN values for that sample, the others as usual) or "retry" (its solve once more, cold and in float64,
     with ``retry_options``; NaN where that fails too). The per-sample outcome: ``return_status=True``.
     """

@@ -5,15 +5,17 @@
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
 from . import native
-from .grid import element_dofs, free_mask, node_shape, take_samples
+from .grid import coarse_mask, element_dofs, free_mask, node_shape, take_samples
 from .operators import ElementOperator, VoxelOperator
 from .options import SolveOptions
 from .transfer import PROLONGATIONS, LinearTransfer, operator_level
@@ -253,7 +255,7 @@ class Multigrid:
                 transfer, ke = operator_level(op, el_shape, self.periodic)
             op = ElementOperator(ke, el_shape, self.periodic)
             self.transfers.append(transfer)
-            mask = free_mask(el_shape, self.periodic, mask.dtype, mask.device)
+            mask = coarse_mask(mask)
             self.levels.append(make_level(op, mask))
         self.coarse = DenseCoarseSolver(op.element_matrices(), el_shape, self.periodic, mask)
         for level in self.levels[:-1]:
@@ -347,13 +349,77 @@ class DirectSolver:
         return torch.as_tensor(x, dtype=b.dtype, device=b.device).reshape(b.shape)
 
 
+@functools.lru_cache(maxsize=16)
+def band_layout(el_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """How the element matrices of a 2D Dirichlet grid fill the upper band of K in a dof numbering of
+    bandwidth 2 m + 3, m the shorter axis' element count: nodes numbered along the shorter axis first, the
+    two components of a node next to each other.
+
+    Returns (band (n,): the band number of each natural dof (``grid.element_dofs``: comp * n_nodes + node);
+    entries (k,): flat indices into one sample's element matrices (n_el, n_loc, n_loc) of the entries on or
+    above the band's diagonal; rows, cols (k,): their band row and column; the bandwidth)."""
+    nodes = tuple(m + 1 for m in el_shape)
+    idx = np.arange(nodes[0] * nodes[1]).reshape(nodes)
+    node_number = np.empty(idx.size, dtype=np.int64)
+    node_number[(idx if nodes[1] <= nodes[0] else idx.T).reshape(-1)] = np.arange(idx.size)
+    band = np.concatenate([2 * node_number, 2 * node_number + 1])
+    edof = band[element_dofs(el_shape, False)]  # (n_el, n_loc)
+    rows = np.broadcast_to(edof[:, :, None], (*edof.shape, edof.shape[1])).reshape(-1)
+    cols = np.broadcast_to(edof[:, None, :], (*edof.shape, edof.shape[1])).reshape(-1)
+    entries = np.flatnonzero(rows <= cols)
+    return band, entries, rows[entries], cols[entries], int((cols - rows).max())
+
+
+class BandedSolver:
+    """K_ff^-1 on 2D Dirichlet grids by LAPACK's banded Cholesky (scipy ``cholesky_banded``), one
+    factorization per sample, fixed dofs as identity rows. 2D 32^2, contrast 100, one thread: 1.6 ms per
+    factorization against SuperLU's 10-11 ms (2026-12-03). A sample whose matrix is not positive definite is
+    factorized by SuperLU instead (``DirectSolver``)."""
+
+    def __init__(self, op: VoxelOperator, mask: torch.Tensor):
+        if len(op.el_shape) != 2 or op.periodic:
+            raise ValueError("the banded solver serves 2D grids with Dirichlet boundary conditions")
+        band, entries, rows, cols, bw = band_layout(tuple(op.el_shape))
+        ke = op.element_matrices().detach().to(torch.float64).cpu()
+        b, n = ke.shape[0], len(band)
+        free = np.empty(n, dtype=bool)
+        free[band] = mask.expand(1, 1, 2, *mask.shape[3:]).reshape(-1).cpu().numpy() > 0
+        keep = free[rows] & free[cols]
+        position = torch.as_tensor((bw + rows[keep] - cols[keep]) * n + cols[keep])
+        ab = torch.zeros(b, (bw + 1) * n, dtype=torch.float64)
+        ab.index_add_(1, position, ke.reshape(b, -1)[:, torch.as_tensor(entries[keep])])
+        ab[:, bw * n + np.flatnonzero(~free)] = 1.0
+        self.band, self.n = torch.as_tensor(band), n
+        self.factors: list = []
+        for i, a in enumerate(ab.reshape(b, bw + 1, n).numpy()):
+            try:
+                self.factors.append(sla.cholesky_banded(a, overwrite_ab=True, check_finite=False))
+            except np.linalg.LinAlgError:
+                self.factors.append(DirectSolver(op.select(torch.tensor([i])), mask))
+
+    def solve(self, b: torch.Tensor) -> torch.Tensor:
+        """K_ff^-1 b_f for a nodal field (B, R, 2, *nodes) with zero fixed dofs; fixed dofs stay 0."""
+        flat = b.detach().to(torch.float64).cpu().reshape(b.shape[0], b.shape[1], -1)
+        rhs = torch.empty_like(flat)
+        rhs[:, :, self.band] = flat  # natural -> band numbering
+        x = torch.empty_like(flat)
+        for i, factor in enumerate(self.factors):
+            if isinstance(factor, DirectSolver):
+                x[i] = factor.solve(flat[i : i + 1])[0]
+            else:
+                sol = sla.cho_solve_banded((factor, False), rhs[i].T.numpy(), check_finite=False)
+                x[i] = torch.from_numpy(sol.T)[:, self.band]
+        return x.to(dtype=b.dtype, device=b.device).reshape(b.shape)
+
+
 class LinearSystem:
     """The masked stiffness system of one batch of materials, with the solver of `options` set up once.
 
     warm: whether the caller warm-starts (steers solver="auto" away from the direct solver); hierarchy: a
     multigrid hierarchy from an earlier call (``WarmStart``); a multigrid solver that it fits
     reuses its coarse levels (``Multigrid.with_fine``, ``reused`` is then True). ``multigrid`` is the V-cycle
-    of a multigrid solver (None otherwise).
+    of a multigrid solver (None otherwise). mask: the free-dof mask (1, 1, 1 or d, *nodes), default every
+    boundary node fixed (``grid.free_mask``; periodic: node 0).
     """
 
     def __init__(
@@ -362,10 +428,11 @@ class LinearSystem:
         options: SolveOptions | None = None,
         warm: bool = False,
         hierarchy: Multigrid | None = None,
+        mask: torch.Tensor | None = None,
     ):
         options = SolveOptions() if options is None else options
         self.op = op
-        self.mask = free_mask(op.el_shape, op.periodic, op.dtype, op.device)
+        self.mask = free_mask(op.el_shape, op.periodic, op.dtype, op.device) if mask is None else mask
         self.solver = choose_solver(options.solver, op.el_shape, op.device, op.batch, warm, op.periodic)
         self.rtol = options.tolerance(op.dtype)
         multigrid = self.solver.startswith("mg")
@@ -379,6 +446,8 @@ class LinearSystem:
             self.precond = Multigrid(op, self.mask, kind)
         elif self.solver == "jacobi":
             self.precond = JacobiPreconditioner(make_level(op, self.mask).dinv)
+        elif self.solver == "banded":
+            self.direct = BandedSolver(op, self.mask)
         else:
             self.direct = DirectSolver(op, self.mask)
 
@@ -403,10 +472,12 @@ class LinearSystem:
 
     def solve(self, b: torch.Tensor, x0: torch.Tensor | None = None) -> tuple[torch.Tensor, SolveInfo]:
         """x with K_ff x = b on free dofs (x = 0 on fixed dofs); b (B, R, d, *nodes) already masked."""
-        if self.solver == "direct":
+        if self.solver in ("direct", "banded"):
             x = self.direct.solve(b)
             res = torch.zeros(b.shape[:2], dtype=torch.float64, device=b.device)
-            return x, SolveInfo("direct", 0, torch.ones(b.shape[:2], dtype=torch.bool, device=b.device), res)
+            return x, SolveInfo(
+                self.solver, 0, torch.ones(b.shape[:2], dtype=torch.bool, device=b.device), res
+            )
         x0 = None if x0 is None else self.mask * x0.to(b.dtype)
         x, it, done, res = pcg(self, b, x0, self.rtol, self.maxiter)
         return x, SolveInfo(self.solver, it, done, res)

@@ -69,3 +69,16 @@ JACOBI_SAFETY = 1.15
 # product. Product vs columns: 3D 8^3 elements, one sample, 0.035 vs 0.13 ms; 2D 32^2, 64 samples, 0.96 vs
 # 0.38 ms; 3D 16^3, one sample, 0.28-0.34 vs 0.58 ms alone but no faster inside a solve.
 BROADCAST_LIMIT = 2**19
+
+# Newton (``newton``): a load step has converged when the free-dof residual is at most NEWTON_RTOL times the
+# norm of the internal forces (reactions included), in float64; at most NEWTON_MAXITER iterations, each with
+# a backtracking line search on the residual norm (sufficient decrease 1 - ARMIJO alpha, at most
+# LINE_SEARCH_HALVINGS halvings of alpha). Seed B's examples on 32^2 took 3-6 iterations per step.
+NEWTON_RTOL = 1e-10
+NEWTON_MAXITER = 30
+LINE_SEARCH_HALVINGS = 12
+ARMIJO = 1e-4
+# Tangent solves of Newton with solver "auto": banded Cholesky on the CPU up to this many elements, else
+# multigrid PCG. 2D 32^2, contrast 100, one thread (2026-12-03): banded 1.6 ms per factorization, SuperLU
+# 10-11 ms, multigrid PCG 50-100 iterations per tangent solve of a random binary field.
+NEWTON_BANDED_ELEMENTS = 64**2
