@@ -109,16 +109,26 @@ def displacement_gradient(ue: torch.Tensor, h: Sequence[float]) -> torch.Tensor:
     return torch.einsum("gabi,zin->zngab", g, ue)
 
 
+@functools.lru_cache(maxsize=32)
+def _quadrature_numpy(h: tuple[float, ...]) -> np.ndarray:
+    """Q (n_gauss d^4, n_loc^2), float64: k_e = A Q for Gauss-point tangents A flattened over (g, a, b, c, d),
+    Q[(g, p, q), (i, j)] = w G_g[p, i] G_g[q, j] with p = (a, b), q = (c, d)."""
+    g = _gradient_numpy(h)
+    n_gauss, d, n_loc = g.shape[0], g.shape[1], g.shape[-1]
+    gm = g.reshape(n_gauss, d * d, n_loc)
+    q = np.einsum("gpi,gqj->gpqij", gm, gm) * quadrature_weight(h)
+    return q.reshape(n_gauss * d**4, n_loc * n_loc)
+
+
 def element_matrices(tangent: torch.Tensor, h: Sequence[float]) -> torch.Tensor:
     """k_e = sum_g w_g G_g^T A_g G_g (B, n_el, n_loc, n_loc) from Gauss-point tangents A = d stress / d grad u
-    (B, n_el, n_gauss or 1, d, d, d, d) in GPa."""
-    g = gradient_operator(h, tangent.dtype, tangent.device)
-    n_gauss, d, n_loc = g.shape[0], g.shape[1], g.shape[-1]
-    a = tangent.expand(*tangent.shape[:2], n_gauss, *tangent.shape[3:]).reshape(
-        *tangent.shape[:2], n_gauss, d * d, d * d
-    )
-    gm = g.reshape(n_gauss, d * d, n_loc)
-    return quadrature_weight(h) * torch.einsum("gpi,zngpj->znij", gm, a @ gm)
+    (B, n_el, n_gauss or 1, d, d, d, d) in GPa: one GEMM with the quadrature matrix of ``_quadrature_numpy``
+    (2D 32^2, 8 samples: 3.4 instead of 11.6 ms for per-Gauss-point products; 3D 16^3 x 2: 237 vs 459 ms)."""
+    q = torch.as_tensor(_quadrature_numpy(tuple(h)), dtype=tangent.dtype, device=tangent.device)
+    d = tangent.shape[-1]
+    n_gauss, n_loc = q.shape[0] // d**4, int(round(q.shape[1] ** 0.5))
+    a = tangent.expand(*tangent.shape[:2], n_gauss, *tangent.shape[3:]).reshape(-1, q.shape[0])
+    return (a @ q).reshape(*tangent.shape[:2], n_loc, n_loc)
 
 
 def internal_forces(stress: torch.Tensor, h: Sequence[float]) -> torch.Tensor:

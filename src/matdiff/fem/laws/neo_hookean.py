@@ -72,19 +72,22 @@ class NeoHookean(MaterialLaw):
             ..., None, None
         ] * cof
 
+        f, c = F.flatten(-2), cof.flatten(-2)  # (..., 4): the tangent is built as 4 x 4 matrices
+
         def dyad(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return torch.einsum("...ij,...kl->...ijkl", x, y)
+            return x[..., :, None] * y[..., None, :]
 
         def scalar(x: torch.Tensor) -> torch.Tensor:
-            return x[..., None, None, None, None]
+            return x[..., None, None]
 
+        identity = torch.eye(4, dtype=F.dtype, device=F.device)
+        dcof = cofactor_derivative(F.dtype, F.device).reshape(4, 4)
         tangent = (
-            scalar(mu * j23) * torch.einsum("ik,jl->ijkl", eye, eye)
-            - scalar(2.0 / 3.0 * mu * j53) * (dyad(F, cof) + dyad(cof, F))
-            + scalar(5.0 / 9.0 * mu * I1 * Jp.pow(-8.0 / 3.0) + kappa) * dyad(cof, cof)
-            + scalar(kappa * (J - 1.0) - mu * I1 * j53 / 3.0)
-            * cofactor_derivative(grad_u.dtype, grad_u.device)
-        )
+            scalar(mu * j23) * identity
+            - scalar(2.0 / 3.0 * mu * j53) * (dyad(f, c) + dyad(c, f))
+            + scalar(5.0 / 9.0 * mu * I1 * Jp.pow(-8.0 / 3.0) + kappa) * dyad(c, c)
+            + scalar(kappa * (J - 1.0) - mu * I1 * j53 / 3.0) * dcof
+        ).reshape(*F.shape, 2, 2)
         bad = ~ok[..., None, None]
         stress = stress.masked_fill(bad, torch.nan)
         tangent = tangent.masked_fill(bad[..., None, None], torch.nan)
