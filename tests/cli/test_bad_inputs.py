@@ -58,6 +58,21 @@ PROBES = [
     ("optimize-noise --target-C orthotropic --out {root}/o --threads -1", "--threads"),
     ("optimize-noise --target-C orthotropic --out {root}/o --tol nan", "--tol"),
     ("optimize-noise --target-C orthotropic --out {root}/o --model {bundled}", "1-channel"),
+    ("optimize-noise --objective bogus --target-C orthotropic --out {root}/o", "unknown objective"),
+    ("optimize-noise --objective stiffness --out {root}/o", "needs a target"),
+    ("optimize-noise --objective energy-curve --alpha 1.5 --out {root}/o", "--alpha"),
+    ("optimize-noise --objective energy-curve --alpha nan --out {root}/o", "--alpha"),
+    ("optimize-noise --objective energy-curve --group 1 --out {root}/o", "does not apply"),
+    ("optimize-noise --objective energy-curve --fields E --out {root}/o", "fields are density"),
+    ("optimize-noise --objective stress-curve --alpha 0.3 --group 1 --out {root}/o", "does not apply"),
+    ("optimize-noise --objective stress-curve --out {root}/o", "needs exactly one"),
+    ("optimize-noise --objective stress-curve --group 1 --target-digits 1,2 --out {root}/o", "exactly one"),
+    ("optimize-noise --objective stress-curve --group 4 --out {root}/o", "Table 1"),
+    ("optimize-noise --objective stress-curve --group 1 --fields E --out {root}/o", "both fields"),
+    ("optimize-noise --objective stress-curve --target-digits 1,2 --fields E,nu --out {root}/o", "E,sigma0"),
+    ("optimize-noise --objective stress-curve --target-digits 1,2 --fields E,E --out {root}/o", "once"),
+    ("optimize-noise --objective stress-curve --target-digits 7 --out {root}/o", "SEED_E,SEED_S"),
+    ("optimize-noise --objective stress-curve --group 1 --max-iter 0 --out {root}/o", "--max-iter"),
 ]
 
 

@@ -1,25 +1,43 @@
-"""Tests for matdiff.guidance.noise_opt: DDIM map, projection, B metric, stages, targets, chain gradient."""
+"""Tests for matdiff.guidance.noise_opt and noise_objectives: DDIM map, projection, B metric, stages, targets,
+chain gradient, objectives of one or two fields (fixed fields), thresholded loss and the binary stage."""
 
 from __future__ import annotations
+
+import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from matdiff.diffusion import get_preset, make_scheduler
-from matdiff.guidance.noise_opt import (
+from matdiff.guidance.noise_objectives import (
+    ENERGY_DISPLACEMENTS,
     SEED_B_TARGETS,
+    STRESS_DISPLACEMENTS,
+    STRESS_GROUPS,
+    EnergyCurveObjective,
+    StressCurveObjective,
+    energy_target,
+    parse_target,
+    stress_target,
+    validate_target,
+)
+from matdiff.guidance.noise_opt import (
     DdimGenerator,
     NoiseOptConfig,
+    Stage,
     binarization,
     evaluate_designs,
+    generate_fields,
     initial_noise,
     optimize_noise,
-    parse_target,
     project,
+    project_binary,
     run_stage,
     select_initial_noise,
-    validate_target,
+    stiffness_objective,
+    threshold,
 )
 
 
@@ -246,7 +264,7 @@ def test_optimize_noise_advances_gamma_and_returns_records():
     assert seen == sorted(seen) and set(seen) == {2.0, 5.0, 10.0}
     assert [s.gamma for s in res.stages] == [2.0, 5.0, 10.0]
     assert res.noise_final.shape == res.noise_init.shape == (2, 1, 8, 8)
-    assert res.design_final.shape == (2, 8, 8) and res.C_final.shape == (2, 3, 3)
+    assert res.design_final.shape == (2, 1, 8, 8) and res.quantity_final.shape == (2, 3, 3)
     assert all(0 <= it <= 2 for s in res.stages for it in s.iterations)
     assert res.loss_history.shape[1] == 2 and len(res.history_stage) == len(res.loss_history)
     assert res.stages[0].loss[0] <= res.loss_history[res.history_stage == 0][0, 0] + 1e-9
@@ -263,20 +281,18 @@ def test_optimize_noise_rejects_bad_target():
 # ------------------------------------------------------------------------------------------ chain gradient
 
 
-def chain_loss_and_grad(model, noise, stiffness_fn, gamma=5.0):
+def chain_loss_and_grad(model, noise, objective, gamma=5.0):
     """Loss (B,) of the whole chain and its gradient w.r.t. the noise (checkpointed DDIM)."""
-    cfg = NoiseOptConfig(checkpoint=True)
-    target = torch.tensor(SEED_B_TARGETS["digits"]["biclinic"], dtype=torch.float64)
     gen = DdimGenerator(model, 10, use_checkpoint=True)
     w = noise.clone().requires_grad_(True)
-    loss = evaluate_designs(w, gen, gamma, target, cfg, stiffness_fn).loss
+    loss = evaluate_designs(w, gen, Stage(gamma), objective).loss
     loss.sum().backward()
-    return lambda v: evaluate_designs(v, gen, gamma, target, cfg, stiffness_fn).loss.sum(), w.grad
+    return lambda v: evaluate_designs(v, gen, Stage(gamma), objective).loss.sum(), w.grad
 
 
-def check_directional_derivatives(model, stiffness_fn, shape, n_dirs=2, h=1e-5, rtol=1e-5):
+def check_directional_derivatives(model, objective, shape, n_dirs=2, h=1e-5, rtol=1e-5):
     noise = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    f, grad = chain_loss_and_grad(model, noise, stiffness_fn)
+    f, grad = chain_loss_and_grad(model, noise, objective)
     gen = torch.Generator().manual_seed(4)
     with torch.no_grad():
         for _ in range(n_dirs):
@@ -286,14 +302,25 @@ def check_directional_derivatives(model, stiffness_fn, shape, n_dirs=2, h=1e-5, 
             assert abs(fd - an) <= rtol * abs(an) + 1e-8, (float(fd), float(an))
 
 
+def biclinic(stiffness_fn=None):
+    """Seed B's biclinic digits target as a stiffness objective."""
+    return stiffness_objective(SEED_B_TARGETS["digits"]["biclinic"], NoiseOptConfig(), stiffness_fn)
+
+
 def test_chain_gradient_matches_finite_differences_standin_fem():
-    check_directional_derivatives(TinyDenoiser(), standin_stiffness, (2, 1, 8, 8))
+    check_directional_derivatives(TinyDenoiser(), biclinic(standin_stiffness), (2, 1, 8, 8))
 
 
 def test_chain_gradient_matches_finite_differences_real_fem():
-    from matdiff.fem import homogenized_stiffness
+    check_directional_derivatives(TinyDenoiser(), biclinic(), (1, 1, 8, 8), n_dirs=1, rtol=1e-4)
 
-    check_directional_derivatives(TinyDenoiser(), homogenized_stiffness, (1, 1, 8, 8), n_dirs=1, rtol=1e-4)
+
+def test_chain_gradient_of_the_curve_objectives_real_fem():
+    """Energy curve of one field; stress curve designing E with sigma0 fixed (no noise, no gradient)."""
+    sigma0 = torch.rand(6, 6, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    stress = StressCurveObjective.seed_b(1, fields=("E",), fixed={"sigma0": sigma0})
+    for objective in (EnergyCurveObjective.seed_b(0.3), stress):
+        check_directional_derivatives(TinyDenoiser(), objective, (1, 1, 6, 6), n_dirs=1, rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -353,3 +380,167 @@ def test_cli_optimize_noise_end_to_end(tmp_path):
     assert summary["candidates"]["n"] == 3 and len(summary["candidates"]["chosen_index"]) == 2
     for name in ("designs.png", "tiling_5x5.png", "loss_curve.png", "arrays.npz"):
         assert (out / name).exists()
+
+
+# --------------------------------------------------------------------------- objectives of one or two fields
+
+
+def test_energy_target_is_seed_b_eq_34():
+    d = ENERGY_DISPLACEMENTS
+    assert d == (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+    target = energy_target(0.3)
+    # by hand: P1(0.5) = -19.880/8 + 51.245/4 + 0.472/2 = 10.56225, P0(0.5) = -0.199/8 + 0.512/4 + 0.005/2
+    assert target[-1].item() == pytest.approx(0.7 * 10.56225 + 0.3 * 0.105625, rel=1e-12)
+    assert energy_target(0.0)[0].item() == pytest.approx(-19.880 * 0.05**3 + 51.245 * 0.05**2 + 0.472 * 0.05)
+    assert energy_target(1.0)[0].item() == pytest.approx(-0.199 * 0.05**3 + 0.512 * 0.05**2 + 0.005 * 0.05)
+
+
+def test_stress_targets_are_seed_b_eq_39_and_table_1():
+    assert (
+        STRESS_DISPLACEMENTS[0] == 0.0005
+        and STRESS_DISPLACEMENTS[-1] == 0.01
+        and len(STRESS_DISPLACEMENTS) == 20
+    )
+    for curve in STRESS_GROUPS.values():  # Table 1's sigma_inf = sigma_0 + sum A with sigma_0 = E eps_y
+        assert curve.E * curve.eps_y + sum(curve.A) == pytest.approx(curve.sigma_inf, rel=1e-12)
+    g1 = stress_target(1)
+    assert g1[1].item() == pytest.approx(4.8e4 * 0.001)  # elastic below eps_y = 2.7e-3
+    assert g1[4].item() == pytest.approx(4.8e4 * 0.0025)
+    x = 0.01  # hardening branch, by hand
+    hand = 129.6 + 4 * (1 - math.exp(-1000 * (x - 2.7e-3))) + 86.4 * (1 - math.exp(-88 * (x - 2.7e-3)))
+    assert g1[-1].item() == pytest.approx(hand, rel=1e-12)
+    g3 = stress_target(3, (0.003,))
+    hand3 = 8.2e4 * 2.8e-3 + 18 * (1 - math.exp(-0.2)) + 32.4 * (1 - math.exp(-63 * 2e-4))
+    assert g3.item() == pytest.approx(hand3, rel=1e-12)
+    with pytest.raises(ValueError, match="Table 1"):
+        stress_target(4)
+
+
+def test_objective_losses_by_hand():
+    stiff = stiffness_objective(SEED_B_TARGETS["digits"]["orthotropic"], NoiseOptConfig())
+    C = stiff.target.clone()[None].repeat(2, 1, 1)
+    C[1] += 1.0
+    C[1, 0, 0] += 1.0  # errors: eight entries of 1, one of 2
+    assert stiff.loss(C).tolist() == [0.0, 12.0]
+    energy = EnergyCurveObjective(target=torch.arange(10.0))
+    assert energy.loss(torch.arange(10.0)[None] + torch.tensor([[0.0], [2.0]])).tolist() == [0.0, 4.0]
+    stress = StressCurveObjective(target=torch.zeros(20))
+    q = torch.zeros(1, 20, dtype=torch.float64)
+    q[0, :5] = 2.0  # mean over the 20 increments: 5 * 4 / 20
+    assert stress.loss(q).tolist() == [1.0]
+
+
+def test_curve_objectives_map_densities_to_fem_inputs(fake_fem_curves):
+    x = torch.rand(2, 1, 4, 5, dtype=torch.float32, generator=torch.Generator().manual_seed(0))
+    EnergyCurveObjective.seed_b(0.3).quantity(x)
+    call = fake_fem_curves.calls[-1]
+    assert call["E"].dtype == torch.float64 and call["E"].shape == (2, 4, 5)
+    torch.testing.assert_close(call["E"], 1 + 99 * x[:, 0].double())  # row 0 stays the top: no flip
+    torch.testing.assert_close(call["nu"], torch.full((2, 4, 5), 0.3, dtype=torch.float64))
+    both = torch.rand(2, 2, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    StressCurveObjective.seed_b(2).quantity(both)
+    call = fake_fem_curves.calls[-1]
+    torch.testing.assert_close(call["E"], 1e3 + (1e5 - 1e3) * both[:, 0])
+    torch.testing.assert_close(call["sigma_0"], 30 + 270 * both[:, 1])
+
+
+def test_curve_objective_rejects_bad_fields_targets_and_shapes():
+    digit = torch.full((4, 4), 0.5)
+    with pytest.raises(ValueError, match="fields among"):
+        StressCurveObjective(target=torch.zeros(20), fields=("nu",))
+    with pytest.raises(ValueError, match="each once"):
+        StressCurveObjective(target=torch.zeros(20), fields=("E", "E"))
+    with pytest.raises(ValueError, match="fixed density"):
+        StressCurveObjective(target=torch.zeros(20), fields=("E",))  # sigma0 neither designed nor fixed
+    with pytest.raises(ValueError, match="designed or unknown"):
+        StressCurveObjective(target=torch.zeros(20), fixed={"E": digit})
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        StressCurveObjective(target=torch.zeros(20), fields=("E",), fixed={"sigma0": digit + 1})
+    with pytest.raises(ValueError, match="20 finite numbers"):
+        StressCurveObjective(target=torch.zeros(10))
+    objective = StressCurveObjective(target=torch.zeros(20), fields=("sigma0",), fixed={"E": digit})
+    assert objective.fields == ("sigma0",)
+    with pytest.raises(ValueError, match="fixed field E"):
+        objective.quantity(torch.zeros(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="expected densities"):
+        objective.quantity(torch.zeros(1, 2, 4, 4))
+    json.dumps(objective.describe())  # the record is JSON-able
+
+
+def test_matching_objective_targets_the_curve_of_the_given_fields(fake_fem_curves):
+    g = torch.Generator().manual_seed(2)
+    pair = {"E": torch.rand(6, 6, generator=g, dtype=torch.float64), "sigma0": torch.rand(6, 6, generator=g)}
+    objective = StressCurveObjective.matching(pair, ("E",), source={"digits": [1, 2]})
+    assert objective.fields == ("E",) and set(objective.fixed) == {"sigma0"}
+    torch.testing.assert_close(objective.fixed["sigma0"], pair["sigma0"].double())
+    q = objective.quantity(pair["E"][None, None])
+    torch.testing.assert_close(q[0], objective.target)  # designing the pair's own E field reaches loss 0
+    assert objective.loss(q).item() == 0.0 and objective.describe()["target_source"] == {"digits": [1, 2]}
+
+
+def test_fields_share_one_generator_call_per_evaluation():
+    model = TinyDenoiser()
+    generator = DdimGenerator(model, 10, use_checkpoint=False)
+    noise = torch.randn(3, 2, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    images = generate_fields(generator, noise)
+    for f in range(2):
+        torch.testing.assert_close(images[:, f : f + 1], generator(noise[:, f : f + 1]))
+
+
+def test_a_fixed_field_stays_fixed_and_has_no_noise(fake_fem_curves):
+    sigma0 = torch.rand(8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    objective = StressCurveObjective.seed_b(1, fields=("E",), fixed={"sigma0": sigma0})
+    cfg = NoiseOptConfig(gammas=(2.0, 5.0), max_iter=2, tol=0.0, checkpoint=False)
+    res = optimize_noise(TinyDenoiser(), objective, n_designs=2, config=cfg, image_shape=(1, 8, 8))
+    assert res.noise_init.shape == res.design_final.shape == (2, 1, 8, 8)  # one noise: the designed E field
+    assert not np.array_equal(res.noise_final, res.noise_init)
+    for call in fake_fem_curves.calls:
+        torch.testing.assert_close(call["sigma_0"], (30 + 270 * sigma0).expand_as(call["sigma_0"]))
+    assert np.array_equal(res.arrays()["fixed_sigma0"], sigma0.numpy())
+    assert res.summary()["objective"]["fixed"] == ["sigma0"]
+
+
+def test_two_designed_fields_get_a_noise_each(fake_fem_curves):
+    cfg = NoiseOptConfig(gammas=(10.0,), max_iter=2, tol=0.5, checkpoint=False)
+    res = optimize_noise(TinyDenoiser(), StressCurveObjective.seed_b(2), config=cfg, image_shape=(1, 8, 8))
+    assert res.noise_final.shape == res.image_final.shape == res.design_final.shape == (1, 2, 8, 8)
+    assert res.quantity_final.shape == (1, 20) and res.displacement_final.shape == (1, 2, 9, 9)
+    summary = res.summary()
+    assert len(summary["stress_final"][0]) == 20 and summary["failures"] == [""]
+    assert summary["stages"][0]["quantity"] == summary["stress_final"]
+
+
+def test_straight_through_projection_is_binary_forward_and_tanh_backward():
+    x = torch.randn(3, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    x[0, 0, 0, 0] = 0.0
+    x.requires_grad_(True)
+    y = project_binary(x, 20.0)
+    assert torch.equal(y, (x > 0).double()) and set(y.unique().tolist()) <= {0.0, 1.0}
+    v = torch.randn_like(x)
+    (grad,) = torch.autograd.grad((y * v).sum(), x)
+    (expected,) = torch.autograd.grad((project(x, 20.0) * v).sum(), x)
+    torch.testing.assert_close(grad, expected)
+    assert torch.equal(threshold(x.detach()), y)
+
+
+def test_the_thresholded_loss_is_the_loss_of_the_binary_design():
+    target = [[40.0, 10.0, 0.0], [10.0, 40.0, 0.0], [0.0, 0.0, 8.0]]
+    cfg = NoiseOptConfig(gammas=(2.0,), max_iter=2, checkpoint=False)
+    res = optimize_noise(
+        TinyDenoiser(), target, config=cfg, stiffness_fn=standin_stiffness, image_shape=(1, 8, 8)
+    )
+    objective = stiffness_objective(target, cfg, standin_stiffness)
+    binary = torch.as_tensor(res.image_final > 0).double()
+    np.testing.assert_allclose(res.loss_thresholded, objective.loss(objective.quantity(binary)).numpy())
+    assert res.loss_thresholded[0] != res.loss_final[0]  # gamma 2 leaves the design gray
+    assert res.stages[0].loss_thresholded == res.loss_thresholded.tolist() and not res.stages[0].binary
+
+
+def test_binary_stage_ends_with_a_binary_design(fake_fem_curves):
+    cfg = NoiseOptConfig(gammas=(2.0, 5.0), max_iter=3, tol=0.0, checkpoint=False, binary_stage=True)
+    res = optimize_noise(TinyDenoiser(), EnergyCurveObjective.seed_b(0.3), config=cfg, image_shape=(1, 8, 8))
+    assert [(s.gamma, s.binary) for s in res.stages] == [(2.0, False), (5.0, False), (5.0, True)]
+    assert set(np.unique(res.design_final).tolist()) <= {0.0, 1.0} and res.binarization.tolist() == [1.0]
+    assert np.array_equal(res.design_final, res.arrays()["design_thresholded"])
+    assert res.loss_final.tolist() == res.loss_thresholded.tolist() == res.stages[-1].loss
+    assert res.stages[-1].loss[0] <= res.stages[-2].loss_thresholded[0]  # each stage keeps its best point

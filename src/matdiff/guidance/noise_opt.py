@@ -1,10 +1,14 @@
-"""Noise-space optimization (seed B sec. 2.2, 3.1.2, 3.2): design the DDIM input noise of a diffusion model.
+"""Noise-space optimization (seed B sec. 2.2, 3.1.2, 3.2-3.4): design the DDIM input noise of a prior.
 
-The chain, all differentiable and batched over B independent designs::
+The chain, all differentiable and batched over B independent designs of F designed fields::
 
-    w (B, 1, H, W) --DDIM eta=0--> x0 --P_gamma--> x_tilde (B, H, W)
-      --> E = E_void + (E_solid - E_void) x_tilde --periodic homogenization--> C_hom (B, 3, 3)
-      --> L = sum_ij (C_ij - C*_ij)^2   (per design)
+    w (B, F, H, W) --DDIM eta=0 (B F one-channel images)--> x0 (B, F, H, W) --P_gamma--> x_tilde (B, F, H, W)
+      --> objective: physical quantity (B, ...) --> loss (B,)
+
+The objective (``guidance.noise_objectives``) says which fields are designed and maps their densities to a
+quantity and a loss: seed B's C_hom of one periodic cell (``StiffnessObjective``), its Neo-Hookean energy
+curve or its J2 stress curve of two fields (E, sigma0), a field not designed being a fixed density. Every
+designed field has its own noise; all go through the same one-channel generator.
 
 Facts taken from seed B and its code (CMSL-HKUST/genopt), used as defaults:
 - DDIM with eta = 0 over t = 999, 899, ..., 99 (10 steps, ``step = T // n``, ``t_i = i * step + step - 1``),
@@ -12,15 +16,21 @@ Facts taken from seed B and its code (CMSL-HKUST/genopt), used as defaults:
 - The generated image x0 (nominally in [-1, 1]) enters the projection as is: P(x) = (tanh(gamma x) + 1) / 2.
   matdiff's style stores use bright = solid (see ``matdiff.styles``), so x_tilde = P(x0) for every style; for
   digits this equals seed B's x_tilde = 1 - P(x0) on un-inverted MNIST, because P(-x) = 1 - P(x).
-- Linear interpolation (penalty 1) of Young's modulus between E_void = 1 and E_solid = 100, nu = 0.3 in both
-  phases, plane stress, Voigt notation with engineering shear.
-- Loss: the plain sum of squared component errors (seed B eq. 29), not normalized; stage tolerance 1e-2 on it.
+- C_hom: linear interpolation (penalty 1) of Young's modulus between E_void = 1 and E_solid = 100, nu = 0.3 in
+  both phases, plane stress, Voigt notation with engineering shear; loss: the plain sum of squared component
+  errors (seed B eq. 29), not normalized; stage tolerance 1e-2 on it.
 - Stages of increasing slope gamma, each started from the previous stage's noise, ending when the loss is
-  below ``tol`` or after ``max_iter`` iterations; gammas (5, 10, 20, 80) for digits and (5, 10, 20, 100) for
-  metamaterials. Seed B used scipy BFGS; we use torch.optim.LBFGS with a strong-Wolfe line search.
-- Binarization B(tau) = share of pixels with x_tilde <= tau or >= 1 - tau, tau = 1e-3.
-- The image's first row is the top edge (y = 1), as in genopt, which flips rows before its mesh; we flip rows
-  before calling the FEM, whose row index follows +y (``flip_rows``). This fixes the sign of C13 and C23.
+  below ``tol`` or after ``max_iter`` iterations; gammas, tolerance and iterations per experiment in
+  ``SEED_B_STAGES``. Seed B used scipy BFGS; we use torch.optim.LBFGS with a strong-Wolfe line search.
+- Binarization B(tau) = share of pixels with x_tilde <= tau or >= 1 - tau, tau = 1e-3 (over all fields).
+- The image's first row is the top edge (y = 1), as in genopt, which flips rows before its mesh; for C_hom we
+  flip rows before calling the FEM, whose row index follows +y (``flip_rows``). This fixes the sign of C13 and
+  C23. The nonlinear FEM functions take images as they are (row 0 = the loaded top edge).
+
+**Beyond seed B**: what gets built is the thresholded design x_tilde > 0.5 (x0 > 0), whose loss every stage
+records (``loss_thresholded``). With ``binary_stage`` a last stage optimizes that design itself: the forward
+pass thresholds (gamma = infinity), the backward pass uses the last gamma's tanh derivative (straight-through,
+``project_binary``), so the binary design is driven to the tolerance.
 
 **Chosen**: by default each design has its own L-BFGS (memory and line search), as seed B optimized one
 design at a time; the designs of a run are then optimized one after another. ``joint=True`` instead optimizes
@@ -47,26 +57,24 @@ import numpy as np
 import torch
 
 from matdiff.diffusion.sampling import PlainRule, ddim_loop, ddim_steps
-from matdiff.materials import interpolated_properties
+from matdiff.guidance.noise_objectives import SEED_B_TARGETS as SEED_B_TARGETS  # public here too
+from matdiff.guidance.noise_objectives import NoiseObjective, Response, StiffnessFn, StiffnessObjective
 
 SEED_B_GAMMAS: dict[str, tuple[float, ...]] = {
     "digits": (5.0, 10.0, 20.0, 80.0),
     "metamaterial": (5.0, 10.0, 20.0, 100.0),
 }
+"""Seed B's projection slopes of the C_hom designs per style (sec. 3.2)."""
 
-SEED_B_TARGETS: dict[str, dict[str, list[list[float]]]] = {
-    "digits": {
-        "biclinic": [[50, 12, 0], [12, 60, -3], [0, -3, 15]],
-        "orthotropic": [[50, 12, 0], [12, 60, 0], [0, 0, 15]],
-        "tetragonal": [[60, 12, 0], [12, 60, 0], [0, 0, 15]],
-    },
-    "metamaterial": {
-        "orthotropic": [[50, 15, 0], [15, 70, 0], [0, 0, 15]],
-        "tetragonal": [[50, 15, 0], [15, 50, 0], [0, 0, 15]],
-    },
+SEED_B_STAGES: dict[str, dict[str, Any]] = {
+    **{style: {"gammas": gammas, "tol": 1e-2, "max_iter": 100} for style, gammas in SEED_B_GAMMAS.items()},
+    "energy-curve": {"gammas": (2.0, 5.0, 10.0, 20.0, 100.0), "tol": 1e-3, "max_iter": 30},
+    "stress-curve-groups": {"gammas": (10.0, 20.0, 100.0), "tol": 0.5, "max_iter": 100},
+    "stress-curve-digits": {"gammas": (5.0, 10.0, 20.0, 100.0), "tol": 0.2, "max_iter": 50},
 }
-
-StiffnessFn = Callable[..., torch.Tensor]
+"""Seed B's stage schedule (gammas, loss tolerance, L-BFGS iterations per stage) per experiment: the C_hom
+designs per style (sec. 3.2), the energy curves (sec. 3.3, Figs. 9-10), the stress curves of Table 1's groups
+(sec. 3.4, Fig. 15) and of a generated digit pair (Figs. 12-14)."""
 
 
 class Denoiser(Protocol):
@@ -81,7 +89,12 @@ class Denoiser(Protocol):
 
 @dataclass(frozen=True)
 class NoiseOptConfig:
-    """Settings of a noise-space design run; defaults follow seed B's homogenization example on digits."""
+    """Settings of a noise-space design run; defaults follow seed B's homogenization example on digits.
+
+    E_void, E_solid, nu, plane and flip_rows are the material settings of a C_hom design given by its target
+    matrix (``stiffness_objective``); other objectives carry their own. ``binary_stage`` adds a last,
+    straight-through stage on the thresholded design (beyond seed B).
+    """
 
     gammas: tuple[float, ...] = SEED_B_GAMMAS["digits"]
     tol: float = 1e-2
@@ -99,6 +112,7 @@ class NoiseOptConfig:
     flip_rows: bool = True
     joint: bool = False
     n_candidates: int = 0
+    binary_stage: bool = False
 
     def __post_init__(self) -> None:
         if not self.gammas or not all(math.isfinite(g) and g > 0 for g in self.gammas):
@@ -110,41 +124,32 @@ class NoiseOptConfig:
             )
 
     @classmethod
+    def for_experiment(cls, experiment: str, **overrides: Any) -> NoiseOptConfig:
+        """Seed B's schedule for ``experiment`` (a key of ``SEED_B_STAGES``), with keyword overrides."""
+        if experiment not in SEED_B_STAGES:
+            raise ValueError(f"unknown experiment {experiment!r}; expected one of {tuple(SEED_B_STAGES)}")
+        return cls(**{**SEED_B_STAGES[experiment], **overrides})
+
+    @classmethod
     def for_style(cls, style: str, **overrides: Any) -> NoiseOptConfig:
-        """Seed B's settings for `style` ("digits" or "metamaterial"), with keyword overrides."""
+        """Seed B's settings for a C_hom design of ``style`` ("digits" or "metamaterial"), with overrides."""
         if style not in SEED_B_GAMMAS:
             raise ValueError(f"unknown style {style!r}; expected one of {tuple(SEED_B_GAMMAS)}")
-        return cls(**{"gammas": SEED_B_GAMMAS[style], **overrides})
+        return cls.for_experiment(style, **overrides)
 
 
-# ---------------------------------------------------------------------------------------------------- targets
-
-
-def validate_target(C: Any, rtol: float = 1e-6) -> torch.Tensor:
-    """A target stiffness as a (3, 3) float64 tensor; ValueError unless it is 3x3, finite and symmetric."""
-    try:
-        t = torch.as_tensor(np.asarray(C, dtype=np.float64))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"target C must be a 3x3 array of numbers: {err}") from err
-    if t.shape != (3, 3):
-        raise ValueError(f"target C must be 3x3 (2D Voigt), got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError("target C has NaN or infinite entries")
-    scale = float(t.abs().max()) or 1.0
-    if (t - t.T).abs().max() > rtol * scale:
-        raise ValueError(f"target C must be symmetric, got\n{t.numpy()}")
-    return t
-
-
-def parse_target(text: str) -> torch.Tensor:
-    """Parse "c11,c12,c13;c21,c22,c23;c31,c32,c33" into a validated (3, 3) float64 tensor."""
-    try:
-        rows = [[float(v) for v in row.split(",")] for row in text.strip().split(";")]
-    except ValueError as err:
-        raise ValueError(f"target C {text!r} is not 3 rows of comma-separated numbers") from err
-    if len(rows) != 3 or any(len(r) != 3 for r in rows):
-        raise ValueError(f"target C {text!r} must have 3 rows of 3 numbers separated by ';'")
-    return validate_target(rows)
+def stiffness_objective(
+    target_C: Any, config: NoiseOptConfig, stiffness_fn: StiffnessFn | None = None
+) -> StiffnessObjective:
+    """Seed B's C_hom objective for a (3, 3) target with the material settings of ``config``."""
+    return StiffnessObjective(
+        target_C,
+        E_range=(config.E_void, config.E_solid),
+        nu=config.nu,
+        plane=config.plane,
+        flip_rows=config.flip_rows,
+        stiffness_fn=stiffness_fn,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ DDIM
@@ -175,7 +180,7 @@ class DdimGenerator:
         return ddim_loop(self.model, noise, self.steps, 0.0, rule, checkpoint=self.use_checkpoint)
 
 
-# ------------------------------------------------------------------------------------ projection and physics
+# ------------------------------------------------------------------------------------ projection and designs
 
 
 def project(x: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -183,50 +188,115 @@ def project(x: torch.Tensor, gamma: float) -> torch.Tensor:
     return 0.5 * (torch.tanh(gamma * x) + 1.0)
 
 
+class StraightThroughProjection(torch.autograd.Function):
+    """Forward: the binary density 1[x > 0] (P_gamma at gamma = infinity); backward: the derivative of
+    P_gamma, gamma / 2 (1 - tanh^2(gamma x)) (a straight-through estimator)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, gamma: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.gamma = gamma
+        return threshold(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        return grad * 0.5 * ctx.gamma * (1.0 - torch.tanh(ctx.gamma * x) ** 2), None
+
+
+def project_binary(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Binary density 1[x > 0], same shape as x, with the gradient of ``project(x, gamma)``."""
+    return StraightThroughProjection.apply(x, gamma)
+
+
+def threshold(x: torch.Tensor) -> torch.Tensor:
+    """The thresholded design 1[x > 0] of images x (= 1[x_tilde > 0.5]), same shape and dtype, no gradient."""
+    return (x > 0).to(x.dtype)
+
+
 def binarization(x_tilde: torch.Tensor, tau: float = 1e-3) -> torch.Tensor:
-    """B(tau) per design (B,): share of pixels of x_tilde (B, H, W) with x_tilde <= tau or >= 1 - tau."""
+    """B(tau) per design (B,): share of pixels of x_tilde (B, ...) with x_tilde <= tau or >= 1 - tau."""
     binary = (x_tilde <= tau) | (x_tilde >= 1.0 - tau)
     return binary.flatten(1).double().mean(dim=1)
 
 
-def stiffness_loss(C: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Seed B's loss per design (B,): sum_ij (C_ij - C*_ij)^2 for C (B, 3, 3) and target (3, 3)."""
-    return ((C - target.to(C)) ** 2).flatten(1).sum(dim=1)
+def generate_fields(generator: Callable[[torch.Tensor], torch.Tensor], noise: torch.Tensor) -> torch.Tensor:
+    """Images x0 (B, F, H, W) of noises (B, F, H, W): every field through the same one-channel generator, as
+    one batch of B F images."""
+    B, F = noise.shape[:2]
+    return generator(noise.reshape(B * F, 1, *noise.shape[2:])).reshape(noise.shape)
 
 
-def default_stiffness_fn() -> StiffnessFn:
-    """matdiff.fem.homogenized_stiffness (imported lazily: fem is a leaf library)."""
-    from matdiff.fem import homogenized_stiffness
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the schedule: the tanh projection of slope ``gamma``, or with ``binary`` the thresholded
+    design with that slope's gradient (``project_binary``)."""
 
-    return homogenized_stiffness
+    gamma: float
+    binary: bool = False
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Densities of images x."""
+        return project_binary(x, self.gamma) if self.binary else project(x, self.gamma)
+
+
+def schedule(config: NoiseOptConfig) -> list[Stage]:
+    """The stages of a run: one per gamma, then the binary stage at the last gamma if asked for."""
+    stages = [Stage(float(g)) for g in config.gammas]
+    return stages + [Stage(float(config.gammas[-1]), binary=True)] if config.binary_stage else stages
 
 
 @dataclass
 class Evaluation:
-    """One pass of the chain: image x0 (B, 1, H, W), density (B, H, W), C (B, 3, 3), loss (B,)."""
+    """One pass of the chain: images x0 (B, F, H, W), densities (B, F, H, W), quantity (B, ...), loss (B,)."""
 
     image: torch.Tensor
     density: torch.Tensor
-    C: torch.Tensor
+    quantity: torch.Tensor
     loss: torch.Tensor
 
 
 def evaluate_designs(
     noise: torch.Tensor,
     generator: Callable[[torch.Tensor], torch.Tensor],
-    gamma: float,
-    target: torch.Tensor,
-    config: NoiseOptConfig,
-    stiffness_fn: StiffnessFn,
+    stage: Stage,
+    objective: NoiseObjective,
 ) -> Evaluation:
-    """Run noise (B, 1, H, W) -> DDIM -> projection -> E field -> C_hom (float64) -> loss, differentiably."""
-    image = generator(noise)
-    density = project(image[:, 0], gamma)
-    props = interpolated_properties(
-        density.to(torch.float64), (config.E_void, config.E_solid), config.nu, flip_rows=config.flip_rows
+    """Run noise (B, F, H, W) -> DDIM -> the stage's projection -> quantity -> loss, differentiably."""
+    image = generate_fields(generator, noise)
+    density = stage.project(image)
+    quantity = objective.quantity(density)
+    return Evaluation(image, density, quantity, objective.loss(quantity))
+
+
+@dataclass
+class Record:
+    """What a run reports of B designs at one point: images x0 and densities (B, F, H, W), the objective's
+    response and loss (B,), and the same of the thresholded design."""
+
+    image: torch.Tensor
+    density: torch.Tensor
+    response: Response
+    loss: torch.Tensor
+    response_thresholded: Response
+    loss_thresholded: torch.Tensor
+
+
+@torch.no_grad()
+def record_designs(
+    noise: torch.Tensor,
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    stage: Stage,
+    objective: NoiseObjective,
+) -> Record:
+    """The ``Record`` of noises (B, F, H, W) at ``stage`` (no gradients)."""
+    image = generate_fields(generator, noise)
+    density = stage.project(image)
+    response = objective.response(density)
+    hard = objective.response(threshold(image))
+    return Record(
+        image, density, response, objective.loss(response.quantity), hard, objective.loss(hard.quantity)
     )
-    C = stiffness_fn(props.E, props.nu, plane=config.plane)
-    return Evaluation(image, density, C, stiffness_loss(C, target))
 
 
 # ----------------------------------------------------------------------------------------------- the stages
@@ -379,27 +449,34 @@ def _mask(B: int, active: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class StageResult:
-    """One stage: its gamma, per-design L-BFGS iterations, loss, C_hom (B, 3, 3), B(tau) and wall time (s)."""
+    """One stage: its gamma (a binary stage: the slope of its backward pass), whether it was binary,
+    per-design L-BFGS iterations, loss, quantity, B(tau), loss of the thresholded design, wall time (s)."""
 
     gamma: float
+    binary: bool
     iterations: list[int]
     loss: list[float]
-    C_hom: list[list[list[float]]]
+    quantity: list[Any]
     binarization: list[float]
+    loss_thresholded: list[float]
     wall_time_s: float
 
 
 @dataclass
 class NoiseOptResult:
-    """A noise-space design run for B designs.
+    """A noise-space design run for B designs of F fields.
 
-    Arrays: noise_init/noise_final (B, 1, H, W), image_init/image_final (B, 1, H, W) generated x0,
-    design_init/design_final (B, H, W) densities x_tilde at the last gamma, C_init/C_final (B, 3, 3),
-    loss_final and binarization (B,) at the last gamma, loss_history (n_evals, B) best loss so far in the
-    current stage after each evaluation, history_stage (n_evals,) stage index of each row.
+    ``objective``: the objective's ``describe()``. Arrays: noise_init/noise_final, image_init/image_final
+    (generated x0) and design_init/design_final (densities x_tilde at the last stage) (B, F, H, W);
+    quantity_init/quantity_final (B, ...) and loss_init/loss_final, binarization (B,) at the last stage;
+    quantity_thresholded and loss_thresholded (B,) of the thresholded final design (x0 > 0, what gets built);
+    displacement_final (B, 2, H+1, W+1) at the last load step of curve objectives (else None); failures: the
+    FEM's reason per final design ("" if solved); fixed: the fixed fields' densities (H, W); loss_history
+    (n_evals, B) best loss so far in the current stage after each evaluation, history_stage (n_evals,) stage
+    index of each row.
     """
 
-    target: np.ndarray
+    objective: dict[str, Any]
     config: NoiseOptConfig
     noise_init: np.ndarray
     noise_final: np.ndarray
@@ -407,11 +484,16 @@ class NoiseOptResult:
     image_final: np.ndarray
     design_init: np.ndarray
     design_final: np.ndarray
-    C_init: np.ndarray
-    C_final: np.ndarray
+    quantity_init: np.ndarray
+    quantity_final: np.ndarray
+    quantity_thresholded: np.ndarray
     loss_init: np.ndarray
     loss_final: np.ndarray
+    loss_thresholded: np.ndarray
     binarization: np.ndarray
+    displacement_final: np.ndarray | None
+    failures: list[str]
+    fixed: dict[str, np.ndarray]
     stages: list[StageResult]
     loss_history: np.ndarray
     history_stage: np.ndarray
@@ -419,21 +501,49 @@ class NoiseOptResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready dict: config, target, per-stage records, final C, loss, B and wall time per design."""
+        """JSON-ready dict: objective, config, target, per-stage records, the quantity (keys named by the
+        objective's quantity, e.g. C_init / C_final / C_thresholded), losses, B and wall time per design."""
+        q = self.objective["quantity"]
         return {
+            "objective": self.objective,
             "config": asdict(self.config),
-            "target": self.target.tolist(),
+            "target": self.objective["target"],
             "n_designs": int(self.noise_init.shape[0]),
-            "C_init": self.C_init.tolist(),
-            "C_final": self.C_final.tolist(),
+            f"{q}_init": self.quantity_init.tolist(),
+            f"{q}_final": self.quantity_final.tolist(),
+            f"{q}_thresholded": self.quantity_thresholded.tolist(),
             "loss_init": self.loss_init.tolist(),
             "loss_final": self.loss_final.tolist(),
+            "loss_thresholded": self.loss_thresholded.tolist(),
             "binarization": self.binarization.tolist(),
+            "failures": self.failures,
             "wall_time_s": self.wall_time_s,
             "wall_time_per_design_s": self.wall_time_s / max(1, self.noise_init.shape[0]),
             "stages": [asdict(s) for s in self.stages],
             **self.extra,
         }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The run's arrays by name (for .npz): noises, images, designs (and the thresholded one), the
+        quantity and loss histories, the last displacement (curve objectives), the fixed fields."""
+        arrays = {
+            "noise_init": self.noise_init,
+            "noise_final": self.noise_final,
+            "image_init": self.image_init,
+            "image_final": self.image_final,
+            "design_init": self.design_init,
+            "design_final": self.design_final,
+            "design_thresholded": (self.image_final > 0).astype(self.design_final.dtype),
+            "quantity_init": self.quantity_init,
+            "quantity_final": self.quantity_final,
+            "quantity_thresholded": self.quantity_thresholded,
+            "loss_history": self.loss_history,
+            "history_stage": self.history_stage,
+            **{f"fixed_{name}": density for name, density in self.fixed.items()},
+        }
+        if self.displacement_final is not None:
+            arrays["displacement_final"] = self.displacement_final
+        return arrays
 
 
 # ------------------------------------------------------------------------------------------------- driver
@@ -472,9 +582,27 @@ def require_density_model(model: Denoiser) -> None:
         )
 
 
+def generated_densities(
+    model: Denoiser,
+    seeds: Sequence[int],
+    gamma: float = 100.0,
+    *,
+    num_inference_steps: int = 10,
+    image_shape: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Densities P_gamma(x0) (n, H, W) of the images the model generates from one noise per seed, the noise
+    of seed s being ``initial_noise(1, shape, s)`` (as a one-design run of seed s starts): e.g. seed B's
+    target digit pair (E field, sigma0 field) of Figs. 12-14."""
+    shape = tuple(image_shape) if image_shape is not None else _model_image_shape(model)
+    noise = torch.cat([initial_noise(1, shape, s, _model_dtype(model)) for s in seeds])
+    with torch.no_grad():
+        image = DdimGenerator(model, num_inference_steps, use_checkpoint=False)(noise)
+    return project(image[:, 0], gamma)
+
+
 def optimize_noise(
     model: Denoiser,
-    target_C: Any,
+    objective: NoiseObjective | Any,
     noise: torch.Tensor | None = None,
     *,
     n_designs: int = 1,
@@ -484,39 +612,41 @@ def optimize_noise(
     image_shape: Sequence[int] | None = None,
     progress: Callable[[int, float, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> NoiseOptResult:
-    """Design B = n_designs microstructures whose C_hom matches target_C (3, 3) by optimizing the DDIM noise.
+    """Design B = n_designs microstructures for ``objective`` by optimizing the DDIM noise of its fields.
 
-    noise: initial noise (B, 1, H, W); drawn from `seed` when None (shape from `image_shape` or the model's
-    ``config`` sample size, default (1, 32, 32)): the first n_designs draws, or with ``config.n_candidates``
-    the n_designs of that many draws with the lowest loss at the first gamma (``select_initial_noise``).
-    stiffness_fn(E, nu, plane=...) -> (B, 3, 3) defaults to
-    matdiff.fem.homogenized_stiffness. progress(stage, gamma, best_losses (B,), iterations (B,)) is called
-    after every evaluation. The model's weights are frozen (requires_grad False) for the run.
+    objective: a ``NoiseObjective``, or a (3, 3) target C_hom for seed B's stiffness objective with the
+    config's material settings and ``stiffness_fn`` (default ``fem.homogenized_stiffness``).
+    noise: initial noise (B, F, H, W), F = len(objective.fields); drawn from `seed` when None (one-channel
+    image shape (1, H, W) from `image_shape` or the model's ``config`` sample size, default (1, 32, 32)): the
+    first n_designs draws, or with ``config.n_candidates`` the n_designs of that many draws with the lowest
+    loss at the first gamma (``select_initial_noise``). progress(stage, gamma, best_losses (B,),
+    iterations (B,)) is called after every evaluation. The model's weights are frozen (requires_grad False)
+    for the run.
     """
     config = config or NoiseOptConfig()
-    target = validate_target(target_C)
+    if not isinstance(objective, NoiseObjective):
+        objective = stiffness_objective(objective, config, stiffness_fn)
     if image_shape is None:
         require_density_model(model)
-    stiffness_fn = stiffness_fn or default_stiffness_fn()
     unet = getattr(model, "unet", None)
     if isinstance(unet, torch.nn.Module):
         unet.eval().requires_grad_(False)
     if noise is not None and config.n_candidates:
         raise ValueError("give either an initial noise or config.n_candidates, not both")
     generator = DdimGenerator(model, config.num_inference_steps, config.checkpoint)
+    stages = schedule(config)
     start = time.perf_counter()
 
-    def evaluate(w: torch.Tensor, gamma: float) -> Evaluation:
-        return evaluate_designs(w, generator, gamma, target, config, stiffness_fn)
+    def loss_at(stage: Stage) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda w: evaluate_designs(w, generator, stage, objective).loss
 
     extra: dict[str, Any] = {}
     if noise is None:
-        shape = tuple(image_shape) if image_shape is not None else _model_image_shape(model)
+        height_width = tuple(image_shape or _model_image_shape(model))[1:]
+        shape = (len(objective.fields), *height_width)
         noise = initial_noise(max(n_designs, config.n_candidates), shape, seed, _model_dtype(model))
         if config.n_candidates:
-            noise, chosen, losses = select_initial_noise(
-                lambda w: evaluate(w, config.gammas[0]).loss, noise, n_designs
-            )
+            noise, chosen, losses = select_initial_noise(loss_at(stages[0]), noise, n_designs)
             extra["candidates"] = {
                 "n": config.n_candidates,
                 "gamma": float(config.gammas[0]),
@@ -526,21 +656,20 @@ def optimize_noise(
                 "selection_time_s": time.perf_counter() - start,
             }
 
-    with torch.no_grad():
-        first = evaluate(noise, config.gammas[-1])
-    stages: list[StageResult] = []
+    first = record_designs(noise, generator, Stage(float(config.gammas[-1])), objective)
+    results: list[StageResult] = []
     history: list[torch.Tensor] = []
     history_stage: list[int] = []
     w = noise.detach().clone()
-    for k, gamma in enumerate(config.gammas):
+    for k, stage in enumerate(stages):
         t0 = time.perf_counter()
 
-        def report(losses: torch.Tensor, iters: torch.Tensor, k: int = k, gamma: float = gamma) -> None:
+        def report(losses: torch.Tensor, iters: torch.Tensor, k: int = k, gamma: float = stage.gamma) -> None:
             if progress is not None:
                 progress(k, gamma, losses, iters)
 
         outcome = run_stage(
-            lambda p, gamma=gamma: evaluate(p, gamma).loss,
+            loss_at(stage),
             w,
             config.tol,
             config.max_iter,
@@ -551,39 +680,45 @@ def optimize_noise(
             joint=config.joint,
         )
         w = outcome.noise
-        with torch.no_grad():
-            ev = evaluate(w, gamma)
+        last = record_designs(w, generator, stage, objective)
         history += outcome.history
         history_stage += [k] * len(outcome.history)
-        stages.append(
+        results.append(
             StageResult(
-                gamma=float(gamma),
+                gamma=stage.gamma,
+                binary=stage.binary,
                 iterations=outcome.iterations.tolist(),
-                loss=ev.loss.tolist(),
-                C_hom=ev.C.tolist(),
-                binarization=binarization(ev.density, config.tau).tolist(),
+                loss=last.loss.tolist(),
+                quantity=last.response.quantity.tolist(),
+                binarization=binarization(last.density, config.tau).tolist(),
+                loss_thresholded=last.loss_thresholded.tolist(),
                 wall_time_s=time.perf_counter() - t0,
             )
         )
-    wall = time.perf_counter() - start
+    displacement = last.response.displacement
     return NoiseOptResult(
-        target=target.numpy(),
+        objective=objective.describe(),
         config=config,
         noise_init=noise.detach().cpu().numpy(),
         noise_final=w.cpu().numpy(),
         image_init=first.image.cpu().numpy(),
-        image_final=ev.image.cpu().numpy(),
+        image_final=last.image.cpu().numpy(),
         design_init=first.density.cpu().numpy(),
-        design_final=ev.density.cpu().numpy(),
-        C_init=first.C.cpu().numpy(),
-        C_final=ev.C.cpu().numpy(),
+        design_final=last.density.cpu().numpy(),
+        quantity_init=first.response.quantity.cpu().numpy(),
+        quantity_final=last.response.quantity.cpu().numpy(),
+        quantity_thresholded=last.response_thresholded.quantity.cpu().numpy(),
         loss_init=first.loss.cpu().numpy(),
-        loss_final=ev.loss.cpu().numpy(),
-        binarization=binarization(ev.density, config.tau).cpu().numpy(),
-        stages=stages,
+        loss_final=last.loss.cpu().numpy(),
+        loss_thresholded=last.loss_thresholded.cpu().numpy(),
+        binarization=binarization(last.density, config.tau).cpu().numpy(),
+        displacement_final=None if displacement is None else displacement.cpu().numpy(),
+        failures=last.response.reasons,
+        fixed={name: density.cpu().numpy() for name, density in objective.fixed.items()},
+        stages=results,
         loss_history=torch.stack(history).numpy() if history else np.zeros((0, noise.shape[0])),
         history_stage=np.asarray(history_stage, dtype=np.int64),
-        wall_time_s=wall,
+        wall_time_s=time.perf_counter() - start,
         extra=extra,
     )
 
