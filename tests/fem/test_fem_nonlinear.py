@@ -275,3 +275,34 @@ def test_bad_inputs_raise_one_line_value_errors(call, message):
     E = torch.ones(1, 4, 4, dtype=F64)
     with pytest.raises(ValueError, match=message):
         call(E, torch.full_like(E, 0.3))
+
+
+def test_j2_laminate_with_equal_yield_strains_averages_its_layers():
+    """Vertical layers (columns) of (E, sigma_0) = (1e4, 30) and (1e5, 300), nu = 0.3 both: equal plane-strain
+    lateral contraction while elastic, equal yield strain, and equal (isochoric, 2-D) plastic flow after it,
+    so every layer stays in uniaxial stress and sigma_yy_avg = sum_i f_i min(E_i d / (1 - nu^2),
+    2 sigma_0_i / sqrt(3))."""
+    cols = torch.tensor([0, 1, 1, 0, 1, 0, 1, 1], dtype=F64)  # layer of each column: f_stiff = 5/8
+    E = (1e4 + 9e4 * cols).expand(1, 8, 8).contiguous()  # the unit square (height 1: strain = d)
+    sigma_0 = E * 3e-3
+    d = np.arange(1, 21) * 5e-4
+    s = stress_displacement_curve(E, torch.full_like(E, 0.3), sigma_0, d)[0].numpy()
+    layers = [(1e4, 30.0, 3 / 8), (1e5, 300.0, 5 / 8)]
+    expected = sum(f * np.minimum(e * d / (1 - 0.09), 2 * s0 / math.sqrt(3)) for e, s0, f in layers)
+    np.testing.assert_allclose(s, expected, rtol=1e-8)
+    assert expected[-1] < expected[5] * 2  # the path crossed the yield point
+
+
+def test_neo_hookean_laminate_on_rollers_scales_the_homogeneous_energy():
+    """Vertical layers of E = 1 and 100, nu = 0.3 both, bottom on rollers: the lateral stretch of plane-strain
+    uniaxial tension depends on nu only, so the layers deform alike and the energy is the homogeneous one
+    (E = 1) times the mean of E."""
+    shape = (4, 6)
+    cols = torch.tensor([1, 0, 0, 1, 1, 0], dtype=F64)
+    h = element_sizes(shape)
+    energies = []
+    for E in ((1 + 99 * cols).expand(1, *shape), torch.ones(1, *shape, dtype=F64)):
+        law = NeoHookean.from_young(E.contiguous(), torch.full((1, *shape), 0.3, dtype=F64))
+        path = solve_load_path(law, Tension(shape, "roller"), [0.1, 0.4], h, SolveOptions(), 1, F64, "cpu")
+        energies.append([float(law.step(newton.gauss_gradient(u, h), {}).energy.sum()) for u in path.u])
+    np.testing.assert_allclose(energies[0], np.array(energies[1]) * float((1 + 99 * cols).mean()), rtol=1e-9)
