@@ -6,11 +6,14 @@ x; nodal fields are (B, 1, 2, H + 1, W + 1) with components (u_y, u_x) in that o
 public curve functions (``curves``) flip seed B's image rows (row 0 = top) into this order.
 
 Each Newton iteration turns the law's Gauss-point tangents into element matrices (``elements``), solves the
-masked tangent system with the project's solvers (``solvers.LinearSystem``: multigrid PCG on the Galerkin
-levels of the element matrices, or SuperLU; ``SolveOptions.solver``) and backtracks on the residual norm
-until it drops (Armijo, halving). A sample has converged when its free-dof residual is at most
-``tuning.NEWTON_RTOL`` times its internal-force norm; a sample that does not converge, or whose line search
-fails, is reported per sample (``NewtonStatus``) and keeps no value.
+masked tangent system with the project's solvers (``solvers.LinearSystem``: banded Cholesky, multigrid PCG
+on the Galerkin levels of the element matrices, or SuperLU; ``SolveOptions.solver``) and backtracks (Armijo,
+halving) on the law's potential where it has one (the Neo-Hookean energy; the convex incremental potential
+of a J2 step, ``laws.j2_plastic``), else on the residual norm. A residual-norm line search stalled on J2
+increments where a band yields at once (a digit-shaped sigma_0 field, first increment: residual ratio stuck
+at 0.3 after 30 iterations); the potential's does not. A sample has converged when its free-dof residual is
+at most ``tuning.NEWTON_RTOL`` times its internal-force norm; a sample that does not converge, or whose line
+search fails, is reported per sample (``NewtonStatus``) and keeps no value.
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .elements import displacement_gradient, element_matrices, internal_forces
+from .elements import displacement_gradient, element_matrices, internal_forces, quadrature_weight
 from .grid import gather, scatter
 from .laws.base import GaussResponse, MaterialLaw, State
 from .operators import ElementOperator
 from .options import SolveOptions
 from .solvers import LinearSystem
-from .tuning import ARMIJO, LINE_SEARCH_HALVINGS, NEWTON_BANDED_ELEMENTS, NEWTON_MAXITER, NEWTON_RTOL
+from .tuning import (
+    ARMIJO,
+    LINE_SEARCH_HALVINGS,
+    NEWTON_BANDED_ELEMENTS,
+    NEWTON_MAXITER,
+    NEWTON_RTOL,
+    POTENTIAL_ROUNDING,
+)
 
 SUPPORTS = ("clamped", "roller")
 
@@ -154,17 +164,18 @@ def newton_solve(
     u = guess * mask + u_fixed
     skip = torch.zeros(b, dtype=torch.bool, device=u.device) if skip is None else skip.to(u.device)
 
-    def evaluate(u: torch.Tensor) -> tuple[GaussResponse, torch.Tensor, torch.Tensor]:
+    def evaluate(u: torch.Tensor) -> tuple[GaussResponse, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The response at u, the residual -f_int on the free dofs, |f_int| and the potential (B,) or None."""
         response = law.step(gauss_gradient(u, h), state)
         forces = nodal_forces(response.stress, el_shape, h)
-        return response, -mask * forces, norm(forces)
+        return response, -mask * forces, norm(forces), potential(response, h)
 
-    response, r, scale = evaluate(u)
+    response, r, scale, pot = evaluate(u)
     rnorm = norm(r)
     restart = ~skip & ~torch.isfinite(rnorm)  # the guess inverted an element: start from the fixed dofs only
     if bool(restart.any()):
         u = torch.where(restart.view(-1, 1, 1, 1, 1), u_fixed.expand_as(u), u)
-        response, r, scale = evaluate(u)
+        response, r, scale, pot = evaluate(u)
         rnorm = norm(r)
     newton = torch.zeros(b, dtype=torch.int64)
     linear = torch.zeros(b, dtype=torch.int64)
@@ -186,18 +197,23 @@ def newton_solve(
             failed[i], failure[i] = True, "tangent solve did not converge (is the tangent positive definite?)"
         du = torch.zeros_like(u)
         du[idx] = torch.where(solved.view(-1, 1, 1, 1, 1), du_active, torch.zeros_like(du_active))
-        step = (active & ~failed).to(u.dtype)
-        alpha = step.clone()
         pending = active & ~failed
+        alpha = pending.to(u.dtype)
+        slope = -(r * du).flatten(1).sum(1, dtype=torch.float64)  # dPi/dalpha at alpha = 0 (< 0: descent)
         for _ in range(LINE_SEARCH_HALVINGS):
             trial_u = u + alpha.view(-1, 1, 1, 1, 1) * du
-            trial, trial_r, trial_scale = evaluate(trial_u)
+            trial, trial_r, trial_scale, trial_pot = evaluate(trial_u)
             trial_norm = norm(trial_r)
-            accept = pending & torch.isfinite(trial_norm) & (trial_norm <= (1.0 - ARMIJO * alpha) * rnorm)
+            if pot is None:  # no potential: the residual norm must drop
+                decrease = trial_norm <= (1.0 - ARMIJO * alpha) * rnorm
+            else:  # Armijo on the potential, up to its rounding (near convergence it changes by ~|r|^2)
+                decrease = trial_pot <= pot + ARMIJO * alpha * slope + POTENTIAL_ROUNDING * pot.abs()
+            accept = pending & torch.isfinite(trial_norm) & decrease
             keep = accept.view(-1, 1, 1, 1, 1)
             u = torch.where(keep, trial_u, u)
             r = torch.where(keep, trial_r, r)
             rnorm, scale = torch.where(accept, trial_norm, rnorm), torch.where(accept, trial_scale, scale)
+            pot = None if pot is None else torch.where(accept, trial_pot, pot)
             response = merge_response(response, trial, accept)
             pending = pending & ~accept
             if not bool(pending.any()):
@@ -210,6 +226,15 @@ def newton_solve(
         failed[i] = True
         failure[i] = f"Newton did not converge in {NEWTON_MAXITER} iterations (residual ratio {ratio[i]:.1e})"
     return StepOutcome(u, response, newton, linear, ratio, failure)
+
+
+def potential(response: GaussResponse, h: Sequence[float]) -> torch.Tensor | None:
+    """The integral (B,) float64 of the law's potential density, whose gradient is the internal force vector:
+    the total strain energy of a hyperelastic law, the incremental potential of a J2 step; None without
+    one."""
+    if response.energy is None:
+        return None
+    return response.energy.flatten(1).sum(1, dtype=torch.float64) * quadrature_weight(h)
 
 
 def merge_response(old: GaussResponse, new: GaussResponse, take: torch.Tensor) -> GaussResponse:

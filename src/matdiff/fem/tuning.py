@@ -72,12 +72,15 @@ BROADCAST_LIMIT = 2**19
 
 # Newton (``newton``): a load step has converged when the free-dof residual is at most NEWTON_RTOL times the
 # norm of the internal forces (reactions included), in float64; at most NEWTON_MAXITER iterations, each with
-# a backtracking line search on the residual norm (sufficient decrease 1 - ARMIJO alpha, at most
+# a backtracking line search on the potential (or the residual norm; sufficient decrease ARMIJO, at most
 # LINE_SEARCH_HALVINGS halvings of alpha). Seed B's examples on 32^2 took 3-6 iterations per step.
 NEWTON_RTOL = 1e-10
 NEWTON_MAXITER = 30
 LINE_SEARCH_HALVINGS = 12
 ARMIJO = 1e-4
+# Relative rounding allowance of the potential in the line search's Armijo test: near convergence a full
+# Newton step changes the potential by ~|r|^2, far below float64's resolution of its value.
+POTENTIAL_ROUNDING = 1e-12
 # Tangent solves of Newton with solver "auto": banded Cholesky on the CPU up to this many elements, else
 # multigrid PCG. 2D 32^2, contrast 100, one thread (2026-12-03): banded 1.6 ms per factorization, SuperLU
 # 10-11 ms, multigrid PCG 50-100 iterations per tangent solve of a random binary field.

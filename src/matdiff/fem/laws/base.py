@@ -25,7 +25,9 @@ class GaussResponse:
 
     stress: (B, n_el, n_gauss, d, d) in GPa (Cauchy in small strain, first Piola-Kirchhoff in finite strain);
     tangent: d stress / d grad u, (B, n_el, n_gauss or 1, d, d, d, d) in GPa; state: the new history
-    (``State``); energy: strain energy density (B, n_el, n_gauss) in GPa, None for a path-dependent law.
+    (``State``); energy: a potential density (B, n_el, n_gauss) in GPa whose gradient w.r.t. grad u is the
+    stress (the strain energy of an elastic law, the incremental potential of a step of a plastic one), or
+    None.
     """
 
     stress: torch.Tensor

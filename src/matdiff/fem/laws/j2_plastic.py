@@ -13,6 +13,16 @@ and its consistent tangent, elastic C below the yield surface and on it (n = s /
 (1/2) I x I):
 
     d sigma / d eps = (lam + mu) I x I + 2 mu (sigma_0 / s_eq) (P_dev - n x n).
+
+The return is the closest point of the (convex) elastic domain to sigma_tr in the energy norm |t|_C^-1 (C is
+2 (lam + mu) on the trace part and 2 mu on the 2-D deviator, along which the return runs), so sigma is the
+gradient of the convex incremental potential (Moreau)
+
+    phi(eps) = 1/2 |sigma_tr|^2_C^-1 - 1/2 |sigma_tr - sigma|^2_C^-1
+             = tr(sigma_tr)^2 / (8 (lam + mu)) + (|s|^2 - |sigma_tr - sigma|^2) / (4 mu),
+
+which ``step`` returns as the energy: the increment is the minimizer of its integral, and Newton's line search
+backtracks on it (``newton``).
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ class J2Plastic(MaterialLaw):
 
     History per Gauss point: "stress" and "strain" (B, n_el, n_gauss, 2, 2) of the last converged increment.
     ``step`` returns the Cauchy stress, the consistent tangent (B, n_el, n_gauss, 2, 2, 2, 2), the new history
-    and no energy (the law is path dependent).
+    and as energy the increment's potential phi (B, n_el, n_gauss) (not a stored energy: the law is path
+    dependent).
     """
 
     dim = 2
@@ -74,4 +85,8 @@ class J2Plastic(MaterialLaw):
             ..., None, None, None, None
         ] * ratio * (dev - torch.einsum("...ij,...kl->...ijkl", n, n))
         tangent = torch.where(plastic[..., None, None, None, None], return_map, elastic)
-        return GaussResponse(stress, tangent, {"stress": stress, "strain": eps})
+        returned = trial - stress
+        potential = trial.diagonal(dim1=-2, dim2=-1).sum(-1) ** 2 / (8.0 * (lam + mu)) + (
+            s_norm**2 - (returned * returned).sum((-2, -1))
+        ) / (4.0 * mu)
+        return GaussResponse(stress, tangent, {"stress": stress, "strain": eps}, potential)
